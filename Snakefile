@@ -1,0 +1,38 @@
+# bookgen: a textbook as a build graph. Every section is a target (output/section_NN.md)
+# written by an OpenAI-compatible chat API; a final rule merges the usage into a cost report.
+#   snakemake --cores 2                              write everything pending
+#   snakemake output/section_05.md                   (re)build one section
+#   snakemake --dry-run                              what is pending, and why
+#   snakemake --cores 2 --config provider=simulator  the whole book offline, no key
+# Defaults users should not have to type live in profiles/default/config.yaml.
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "bookgen/schemas/config.schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/sections.smk"
+include: "rules/reports.smk"
+
+
+onstart:
+    on_start(workflow)
+
+
+onerror:
+    on_error()
+
+
+rule all:
+    input:
+        section_files(),
+        "output/cost_report.json",
+        "output/cost_report.md",
+    default_target: True

@@ -1,0 +1,192 @@
+"""One streamed chat-completion call through the official ``openai`` client.
+
+``stream_call`` never raises for API trouble: it returns a ``CallOutcome`` that says what
+arrived (text, finish reason, the provider's usage if it came) and, on failure, how to treat
+it (``transient``: retry; ``fatal``: stop the whole run; ``section``: fail this section only).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import openai
+
+from bookgen import paths
+from bookgen.tokens import count_tokens
+from bookgen.usage import parse_usage
+
+SIMULATOR_BASE_URL = "http://simulator.invalid/v1"
+
+# HTTP statuses that every section of the run would hit the same way: stop the run at once.
+FATAL_FOR_RUN = {
+    400: "the request was rejected (bad request or unknown model): check `model` and "
+    "`generation.extra_body` in the config",
+    401: "the API key was rejected: check the key in the environment variable named by "
+    "`api_key_env`",
+    402: "the account has insufficient balance: top it up with the provider, then rerun",
+    403: "access denied for this key or model: check the key's permissions and `model`",
+    404: "the endpoint or model was not found: check `base_url` and `model`",
+    422: "the provider rejected the request parameters: check `generation` in the config",
+}
+TRANSIENT_STATUSES = {408, 409, 425, 429}
+TRANSIENT_FINISH_REASONS = {"insufficient_system_resource"}
+
+
+@dataclass
+class CallOutcome:
+    """What one API call produced."""
+
+    text: str = ""
+    reasoning_chars: int = 0
+    finish_reason: str | None = None
+    usage: dict[str, int] | None = None  # as reported by the provider, normalised
+    error: str | None = None
+    error_kind: str | None = None  # None | "transient" | "fatal" | "section"
+    status_code: int | None = None
+    retry_after_s: float | None = None
+    started_at: float = 0.0
+    duration_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        """The provider finished the reply (it may still be cut by length or a filter)."""
+        return self.error is None and self.finish_reason is not None
+
+    def estimated_completion_tokens(self) -> int:
+        """Tokens received when the provider never reported usage (cut streams)."""
+        return count_tokens(self.text) + self.reasoning_chars // 4
+
+
+def make_client(config: dict[str, Any], state_root: Path = paths.STATE) -> openai.OpenAI:
+    """The configured endpoint's client; the in-process simulator when provider is simulator.
+
+    Retries are ours (see ``bookgen.retry``), so the SDK's own are switched off.
+    """
+    timeout = httpx2.Timeout(float(config["generation"]["timeout_s"]), connect=15.0)
+    if config["provider"] == "simulator":
+        from bookgen.simulator import Simulator, make_http_client
+
+        sim = Simulator(
+            config.get("simulator") or {}, state_dir=paths.simulator_state_dir(state_root)
+        )
+        return openai.OpenAI(
+            api_key="simulator",
+            base_url=SIMULATOR_BASE_URL,
+            http_client=make_http_client(sim),
+            max_retries=0,
+            timeout=timeout,
+        )
+    return openai.OpenAI(
+        api_key=os.environ[config["api_key_env"]],
+        base_url=config["base_url"],
+        max_retries=0,
+        timeout=timeout,
+    )
+
+
+def parse_retry_after(headers: Any) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` / ``retry-after`` (seconds or HTTP date)."""
+    if headers is None:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def stream_call(
+    client: openai.OpenAI,
+    request: dict[str, Any],
+    on_progress: Callable[[int, float], None] | None = None,
+) -> CallOutcome:
+    """Stream one chat completion, collecting text, reasoning and the final usage chunk."""
+    out = CallOutcome(started_at=time.time())
+    t0 = time.monotonic()
+    parts: list[str] = []
+    received = 0
+    try:
+        stream = client.chat.completions.create(
+            **request, stream=True, stream_options={"include_usage": True}
+        )
+        for chunk in stream:
+            if chunk.usage is not None:
+                out.usage = parse_usage(chunk.usage)
+            for choice in chunk.choices:
+                delta = choice.delta
+                if delta is not None:
+                    if delta.content:
+                        parts.append(delta.content)
+                        received += 1
+                    reasoning = getattr(delta, "reasoning_content", None) or getattr(
+                        delta, "reasoning", None
+                    )
+                    if reasoning:
+                        out.reasoning_chars += len(reasoning)
+                        received += 1
+                if choice.finish_reason:
+                    out.finish_reason = choice.finish_reason
+            if on_progress is not None and received:
+                on_progress(received, time.monotonic() - t0)
+        if out.finish_reason is None:
+            out.error = "the stream ended before the reply was finished (no finish reason)"
+            out.error_kind = "transient"
+        elif out.finish_reason in TRANSIENT_FINISH_REASONS:
+            out.error = f"the provider stopped the reply: finish_reason {out.finish_reason}"
+            out.error_kind = "transient"
+    except openai.APIStatusError as e:
+        out.status_code = e.status_code
+        out.retry_after_s = parse_retry_after(e.response.headers)
+        detail = _error_message(e)
+        if e.status_code in FATAL_FOR_RUN:
+            out.error_kind = "fatal"
+            out.error = f"HTTP {e.status_code}: {detail} — {FATAL_FOR_RUN[e.status_code]}"
+        elif e.status_code in TRANSIENT_STATUSES or e.status_code >= 500:
+            out.error_kind = "transient"
+            out.error = f"HTTP {e.status_code}: {detail}"
+        else:
+            out.error_kind = "section"
+            out.error = f"HTTP {e.status_code}: {detail}"
+    except (openai.APIConnectionError, httpx2.TransportError) as e:
+        out.error_kind = "transient"
+        what = (
+            "timed out"
+            if isinstance(e, openai.APITimeoutError | httpx2.TimeoutException)
+            else "failed"
+        )
+        out.error = f"connection {what}: {type(e).__name__}: {e}"
+    except openai.APIError as e:  # an {"error": ...} event in the middle of a stream
+        out.error_kind = "transient"
+        out.error = f"error reported mid-stream: {e.message}"
+    out.text = "".join(parts)
+    out.duration_s = time.monotonic() - t0
+    return out
+
+
+def _error_message(e: openai.APIStatusError) -> str:
+    body = e.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+    return e.message

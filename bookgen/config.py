@@ -1,0 +1,147 @@
+"""The book configuration: checks beyond the JSON schema, the section table, fingerprints."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bookgen import paths
+
+SCHEMA_DIR = Path(__file__).parent / "schemas"
+CONFIG_SCHEMA = SCHEMA_DIR / "config.schema.yaml"
+OFFLINE_COMMAND = "snakemake --cores 2 --config provider=simulator"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with a message that says what is wrong and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of the book as the user specified it."""
+
+    id: str
+    number: int
+    title: str
+    key_points: tuple[str, ...]
+    words: int
+
+    def spec(self) -> dict[str, Any]:
+        return {"title": self.title, "key_points": list(self.key_points), "words": self.words}
+
+
+def sections_from_config(config: dict[str, Any]) -> list[Section]:
+    """The section table, in book order, with zero-padded ids."""
+    entries = config["sections"]
+    return [
+        Section(
+            id=paths.section_id(i, len(entries)),
+            number=i,
+            title=e["title"].strip(),
+            key_points=tuple(k.strip() for k in e["key_points"]),
+            words=int(e["words"]),
+        )
+        for i, e in enumerate(entries, start=1)
+    ]
+
+
+def resolve_prompt_paths(config: dict[str, Any], workflow_dir: str | Path) -> None:
+    """Make template paths absolute: relative to the working directory if the file is there,
+    else to the workflow's own folder (so ``--directory`` books reuse the shipped templates)."""
+    for name, value in config["prompts"].items():
+        path = Path(value)
+        if not path.is_absolute() and not path.exists():
+            candidate = Path(workflow_dir) / path
+            if candidate.exists():
+                path = candidate
+        config["prompts"][name] = str(path.resolve()) if path.exists() else value
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Checks the schema cannot express. Raises ConfigError naming the field and the fix."""
+    seen: dict[str, int] = {}
+    for i, entry in enumerate(config["sections"], start=1):
+        key = " ".join(entry["title"].split()).casefold()
+        if key in seen:
+            raise ConfigError(
+                f"config error in sections[{i - 1}].title: section {i} has the same title as "
+                f"section {seen[key]} ({entry['title']!r}). Every section needs its own title; "
+                "rename one of them or merge the two entries."
+            )
+        seen[key] = i
+    for name in ("system", "section"):
+        template = Path(config["prompts"][name])
+        if not template.is_file():
+            raise ConfigError(
+                f"config error in prompts.{name}: template file {str(template)!r} does not exist "
+                "(paths are relative to the book's working directory). Point prompts."
+                f"{name} at an existing file or restore it from the bookgen repository."
+            )
+    if config["provider"] != "simulator" and config["base_url"].rstrip("/").endswith(
+        "/chat/completions"
+    ):
+        raise ConfigError(
+            "config error in base_url: give the API root (e.g. https://api.deepseek.com or "
+            "http://127.0.0.1:8000/v1), not the /chat/completions endpoint."
+        )
+
+
+def missing_api_key_message(config: dict[str, Any]) -> str | None:
+    """None when the run can authenticate; otherwise the error to show before any job starts."""
+    if config["provider"] == "simulator":
+        return None
+    var = config["api_key_env"]
+    if os.environ.get(var, "").strip():
+        return None
+    return (
+        f"bookgen: the API key is missing: environment variable {var} is not set (or empty).\n"
+        f"  Set it:            export {var}=<your {config['provider']} API key>\n"
+        f"  Or use another:    --config api_key_env=OTHER_VARIABLE\n"
+        f"  Or run offline:    {OFFLINE_COMMAND}\n"
+        "No section was started and nothing was billed."
+    )
+
+
+def template_text(config: dict[str, Any], name: str) -> str:
+    return Path(config["prompts"][name]).read_text(encoding="utf-8")
+
+
+GENERATION_KEYS_THAT_SHAPE_TEXT = ("temperature", "max_tokens", "extra_body")
+
+
+def book_fingerprint(config: dict[str, Any]) -> dict[str, str]:
+    """The parts of every section's fingerprint that the whole book shares (computed once)."""
+    gen = config["generation"]
+    templates = [template_text(config, "system"), template_text(config, "section")]
+    return {
+        "book": f"book settings #{_digest(config['book'])}",
+        "model": f"model: {config['provider']}:{config['model']}",
+        "generation": "generation: "
+        + ", ".join(
+            f"{k}={json.dumps(gen[k], sort_keys=True)}" for k in GENERATION_KEYS_THAT_SHAPE_TEXT
+        ),
+        "prompts": f"prompt templates #{_digest(templates)}",
+    }
+
+
+def section_fingerprint(shared: dict[str, str], section: Section) -> dict[str, str]:
+    """What determines a section's text, as short self-describing strings.
+
+    Used as Snakemake ``params``: when one changes, the section is regenerated and
+    ``--dry-run`` prints the old and new value. The other sections' specs are left out on
+    purpose (they reach this section's prompt only as orientation), and so are prices, retry
+    and report settings and the code itself: none of them may re-bill a finished section.
+    """
+    spec = (
+        f"section spec: {section.title} | {'; '.join(section.key_points)} | {section.words} words"
+    )
+    return {"spec": spec, **shared}
+
+
+def _digest(value: Any) -> str:
+    blob = json.dumps(value, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()[:12]

@@ -1,0 +1,58 @@
+"""Durable bookkeeping for a section: the journal of every API call and the response cache.
+
+Both live under ``.bookgen/`` so they survive Snakemake deleting a failed job's outputs. A
+section is written by one job at a time, so its journal has a single writer; cache entries are
+written atomically under content-addressed names, so concurrent sections never clash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from bookgen.fsutil import append_line, atomic_write_json, read_json_lines
+
+
+def request_hash(request: dict[str, Any]) -> str:
+    """Stable hash of everything that shapes a reply: model, messages, parameters."""
+    blob = json.dumps(request, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class CallJournal:
+    """Append-only JSON-lines record of a section's API calls, failed ones included."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def append(self, record: dict[str, Any]) -> None:
+        append_line(self.path, json.dumps(record, ensure_ascii=False, sort_keys=True))
+
+    def records(self) -> list[dict[str, Any]]:
+        return read_json_lines(self.path)
+
+
+class ResponseCache:
+    """Completed replies on disk, keyed by request hash, so a retry never pays twice."""
+
+    def __init__(self, root: Path, enabled: bool = True) -> None:
+        self.root = root
+        self.enabled = enabled
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        if not self.enabled:
+            return None
+        path = self._path(key)
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def put(self, key: str, reply: dict[str, Any]) -> None:
+        if self.enabled:
+            atomic_write_json(self._path(key), reply)

@@ -1,0 +1,57 @@
+"""Where bookgen keeps its files, relative to the book's working directory.
+
+``output/`` holds what the user reads (sections, usage files, reports, logs). ``.bookgen/``
+holds bookkeeping that must survive Snakemake deleting a failed job's outputs: the journal of
+every API call, the response cache, failure notes and the offline simulator's state. Each book
+directory has its own; deleting ``.bookgen/`` starts clean.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+OUTPUT = Path("output")
+STATE = Path(".bookgen")
+
+
+def section_id(position: int, count: int) -> str:
+    """Zero-padded id of the section at 1-based ``position`` in a book of ``count`` sections.
+
+    At least two digits, more when the book needs them, so files always sort in book order.
+    """
+    return f"{position:0{max(2, len(str(count)))}d}"
+
+
+def section_md(sid: str) -> Path:
+    return OUTPUT / f"section_{sid}.md"
+
+
+def section_usage(sid: str) -> Path:
+    return OUTPUT / "usage" / f"section_{sid}.json"
+
+
+def section_log(sid: str) -> Path:
+    return OUTPUT / "logs" / f"section_{sid}.log"
+
+
+def calls_journal(sid: str, root: Path = STATE) -> Path:
+    """Append-only record of every API call made for a section, kept across failed attempts."""
+    return root / "calls" / f"section_{sid}.jsonl"
+
+
+def failure_note(sid: str, root: Path = STATE) -> Path:
+    return root / "failures" / f"section_{sid}.json"
+
+
+def response_cache_dir(root: Path = STATE) -> Path:
+    return root / "cache"
+
+
+def simulator_state_dir(root: Path = STATE) -> Path:
+    return root / "simulator"
+
+
+def halt_file(root: Path = STATE) -> Path:
+    """Written when an error makes the whole run pointless (bad key, no balance, unknown model);
+    every section checks it before each API call. Cleared when the next run starts."""
+    return root / "halt.json"

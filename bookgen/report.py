@@ -1,0 +1,160 @@
+"""The cost report: every section's usage file merged, per section and in total.
+
+``cost_report.json`` is a public interface (documented in README.md): ``totals`` and each entry
+of ``sections`` carry ``calls``, ``prompt_tokens``, ``prompt_cache_hit_tokens``,
+``prompt_cache_miss_tokens``, ``completion_tokens``, ``reasoning_tokens`` and ``cost_usd``
+(null when a price is unknown) — the provider's own numbers — with estimates for calls cut off
+before their usage arrived kept apart in ``estimated_*``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bookgen.usage import TOKEN_FIELDS, validate
+
+SUMMED = (
+    "calls",
+    *TOKEN_FIELDS,
+    "estimated_prompt_tokens",
+    "estimated_completion_tokens",
+    "failed_calls",
+)
+COSTS = ("cost_usd", "estimated_cost_usd", "failed_cost_usd")
+
+
+def _sum_optional(values: list[float | None]) -> float | None:
+    return None if any(v is None for v in values) else round(sum(values), 8)  # type: ignore[arg-type]
+
+
+def build_cost_report(usage_docs: list[dict[str, Any]], book_title: str) -> dict[str, Any]:
+    """Merge usage documents (in book order) into the cost report."""
+    sections = []
+    price_table: dict[str, dict[str, Any]] = {}
+    unknown: set[str] = set()
+    for doc in usage_docs:
+        t = doc["totals"]
+        sections.append(
+            {
+                "id": doc["section"],
+                "title": doc["title"],
+                "model": doc["model"],
+                "words": doc["words"],
+                **{k: t[k] for k in SUMMED},
+                **{k: t[k] for k in COSTS},
+                "api_time_s": t["duration_s"],
+                "wall_time_s": doc["wall_time_s"],
+            }
+        )
+        for call in doc["calls"]:
+            if call["rates"] is None:
+                unknown.add(call["model"])
+            else:
+                rates = dict(call["rates"])
+                price_table.setdefault(call["model"], {})[rates.pop("period")] = rates
+    totals: dict[str, Any] = {k: sum(s[k] for s in sections) for k in SUMMED}
+    totals.update({k: _sum_optional([s[k] for s in sections]) for k in COSTS})
+    totals["sections"] = len(sections)
+    totals["words"] = sum(s["words"] for s in sections)
+    totals["api_time_s"] = round(sum(s["api_time_s"] for s in sections), 3)
+    totals["wall_time_s"] = round(sum(s["wall_time_s"] for s in sections), 3)
+    warnings = [
+        f"no price configured for model {m!r}: its cost is reported as unknown (null). Add it "
+        "under `prices:` in the config (USD per million tokens) and rerun to price new calls."
+        for m in sorted(unknown)
+    ]
+    report = {
+        "book_title": book_title,
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "simulated": any(d["simulated"] for d in usage_docs),
+        "providers": sorted({d["provider"] for d in usage_docs}),
+        "models": sorted({d["model"] for d in usage_docs}),
+        "price_table": price_table,
+        "unknown_price_models": sorted(unknown),
+        "warnings": warnings,
+        "sections": sections,
+        "totals": totals,
+    }
+    validate(report, "cost_report.schema.yaml")
+    return report
+
+
+def _usd(v: float | None) -> str:
+    return "unknown" if v is None else f"${v:,.4f}"
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """A human-readable cost report."""
+    t = report["totals"]
+    lines = [f"# Cost report: {report['book_title']}", ""]
+    if report["simulated"]:
+        lines += [
+            "> **Simulated run.** The text was written by bookgen's offline simulator; the costs "
+            "show what these token counts would cost at the configured model's real prices.",
+            "",
+        ]
+    lines += [
+        f"Generated {report['generated_at']} · provider(s): {', '.join(report['providers'])} · "
+        f"model(s): {', '.join(report['models'])}",
+        "",
+        f"**Total: {_usd(t['cost_usd'])}** for {t['sections']} sections, {t['words']:,} words, "
+        f"{t['calls']} API calls ({t['failed_calls']} failed, costing "
+        f"{_usd(t['failed_cost_usd'])}).",
+        "",
+    ]
+    for w in report["warnings"]:
+        lines += [f"> Warning: {w}", ""]
+    header = (
+        "| Section | Calls | Input hit | Input miss | Output | Reasoning | Cost "
+        "| API time | Wall time |"
+    )
+    lines += [header, "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for s in report["sections"]:
+        lines.append(
+            f"| {s['id']} {s['title']} | {s['calls']} | {s['prompt_cache_hit_tokens']:,} | "
+            f"{s['prompt_cache_miss_tokens']:,} | {s['completion_tokens']:,} | "
+            f"{s['reasoning_tokens']:,} | {_usd(s['cost_usd'])} | {s['api_time_s']:.1f} s | "
+            f"{s['wall_time_s']:.1f} s |"
+        )
+    lines.append(
+        f"| **Total** | {t['calls']} | {t['prompt_cache_hit_tokens']:,} | "
+        f"{t['prompt_cache_miss_tokens']:,} | {t['completion_tokens']:,} | "
+        f"{t['reasoning_tokens']:,} | **{_usd(t['cost_usd'])}** | {t['api_time_s']:.1f} s | "
+        f"{t['wall_time_s']:.1f} s |"
+    )
+    hit_share = t["prompt_cache_hit_tokens"] / t["prompt_tokens"] if t["prompt_tokens"] else 0.0
+    lines += [
+        "",
+        f"Input tokens: {t['prompt_tokens']:,}, of which {hit_share:.0%} were prefix-cache hits. "
+        "Output tokens include reasoning tokens. Wall time is summed over sections, not elapsed.",
+    ]
+    if t["estimated_prompt_tokens"] or t["estimated_completion_tokens"]:
+        lines += [
+            "",
+            f"Not in the totals above: calls cut off before the provider reported usage, "
+            f"estimated at {t['estimated_prompt_tokens']:,} input and "
+            f"{t['estimated_completion_tokens']:,} output tokens "
+            f"({_usd(t['estimated_cost_usd'])}).",
+        ]
+    lines += ["", "## Price table used (USD per million tokens)", ""]
+    lines += ["| Model | Period | Input hit | Input miss | Output |", "|---|---|---:|---:|---:|"]
+    for model, periods in sorted(report["price_table"].items()):
+        for period, r in sorted(periods.items()):
+            lines.append(
+                f"| {model} | {period} | {r['cache_hit']} | {r['cache_miss']} | {r['output']} |"
+            )
+    for model in report["unknown_price_models"]:
+        lines.append(f"| {model} | – | unknown | unknown | unknown |")
+    return "\n".join(lines) + "\n"
+
+
+def load_usage_docs(paths: list[str | Path]) -> list[dict[str, Any]]:
+    docs = []
+    for p in paths:
+        doc = json.loads(Path(p).read_text(encoding="utf-8"))
+        validate(doc, "usage.schema.yaml")
+        docs.append(doc)
+    return docs

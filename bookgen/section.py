@@ -1,0 +1,276 @@
+"""Write one section: prompt, stream, continue when cut off, retry, account, write atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import openai
+
+from bookgen import paths
+from bookgen.client import CallOutcome, make_client, stream_call
+from bookgen.config import Section, template_text
+from bookgen.fsutil import atomic_write_json, atomic_write_text
+from bookgen.journal import CallJournal, ResponseCache, request_hash
+from bookgen.pricing import cost_usd, rates_for
+from bookgen.progress import ProgressLog
+from bookgen.prompts import continuation_messages, section_messages
+from bookgen.retry import Backoff, GiveUp
+from bookgen.tokens import count_tokens
+from bookgen.usage import TOKEN_FIELDS, sum_calls, validate, zero_usage
+
+
+class SectionFailed(Exception):
+    """The section could not be written; the message says why and what to do."""
+
+
+@dataclass
+class SectionJob:
+    """Everything one section job needs; built from Snakemake's job by ``scripts/``."""
+
+    config: dict[str, Any]
+    sections: list[Section]
+    section: Section
+    fingerprint: dict[str, str]
+    out_md: Path
+    out_usage: Path
+    log: Path
+    state_root: Path = paths.STATE
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+
+
+def redact(text: str | None, secrets: list[str]) -> str | None:
+    """Remove secret values from a message that might echo them."""
+    if text is None:
+        return None
+    for s in secrets:
+        if s and len(s) >= 6:
+            text = text.replace(s, "[REDACTED]")
+    return text
+
+
+class SectionWriter:
+    """Writes one section with the configured endpoint; see ``write``."""
+
+    def __init__(
+        self,
+        job: SectionJob,
+        client: openai.OpenAI | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.job = job
+        self.config = job.config
+        self.client = client or make_client(job.config, job.state_root)
+        self.sleep = sleep
+        self.sid = job.section.id
+        self.journal = CallJournal(paths.calls_journal(self.sid, job.state_root))
+        self.cache = ResponseCache(
+            paths.response_cache_dir(job.state_root), bool(job.config["response_cache"])
+        )
+        self.backoff = Backoff.from_config(job.config["retry"])
+        self.log = ProgressLog(job.log, f"section_{self.sid}")
+        self.secrets = [os.environ.get(job.config["api_key_env"], "")]
+        self.calls_made = 0
+
+    # -- one request -------------------------------------------------------------------------
+
+    def _request(self, messages: list[dict[str, str]]) -> dict[str, Any]:
+        gen = self.config["generation"]
+        req: dict[str, Any] = {
+            "model": self.config["model"],
+            "messages": messages,
+            "temperature": gen["temperature"],
+            "max_tokens": gen["max_tokens"],
+        }
+        if gen["extra_body"]:
+            req["extra_body"] = gen["extra_body"]
+        return req
+
+    def _record(self, out: CallOutcome, purpose: str, key: str, messages: list) -> dict[str, Any]:
+        """Journal one API call with its usage and cost (reported, or estimated if cut)."""
+        rates = rates_for(
+            self.config["prices"], self.config["model"], datetime.fromtimestamp(out.started_at, UTC)
+        )
+        reported = out.usage is not None
+        usage = out.usage or zero_usage()
+        est_prompt = 0 if reported else count_tokens(json.dumps(messages, ensure_ascii=False))
+        est_completion = 0 if reported else out.estimated_completion_tokens()
+        record: dict[str, Any] = {
+            "section": self.sid,
+            "purpose": purpose,
+            "attempt": self.calls_made,
+            "started_at": _iso(out.started_at),
+            "duration_s": round(out.duration_s, 3),
+            "status": "ok" if out.error is None else "failed",
+            "error": redact(out.error, self.secrets),
+            "http_status": out.status_code,
+            "finish_reason": out.finish_reason,
+            "usage_reported": reported,
+            **{f: usage[f] for f in TOKEN_FIELDS},
+            "estimated_prompt_tokens": est_prompt,
+            "estimated_completion_tokens": est_completion,
+            "cost_usd": cost_usd(
+                rates,
+                usage["prompt_cache_hit_tokens"],
+                usage["prompt_cache_miss_tokens"],
+                usage["completion_tokens"],
+            ),
+            "estimated_cost_usd": None
+            if reported
+            else cost_usd(rates, 0, est_prompt, est_completion),
+            "rates": rates.as_dict() if rates else None,
+            "model": self.config["model"],
+            "request_hash": key,
+        }
+        self.journal.append(record)
+        return record
+
+    def _check_halt(self) -> None:
+        halt = paths.halt_file(self.job.state_root)
+        if halt.exists():
+            try:
+                reason = json.loads(halt.read_text(encoding="utf-8"))["reason"]
+            except (OSError, ValueError, KeyError):
+                reason = "another section hit an error that stops the whole run"
+            raise SectionFailed(f"not started: the run was stopped because {reason}")
+
+    def _halt_run(self, reason: str) -> None:
+        atomic_write_json(
+            paths.halt_file(self.job.state_root), {"reason": reason, "section": self.sid}
+        )
+
+    def call(self, messages: list[dict[str, str]], purpose: str) -> CallOutcome:
+        """One reply for ``messages``: from the response cache if already paid for, else the API."""
+        req = self._request(messages)
+        key = request_hash(req)
+        cached = self.cache.get(key)
+        if cached is not None:
+            self.log.line(f"{purpose}: reply replayed from the response cache (already paid for)")
+            return CallOutcome(text=cached["text"], finish_reason=cached["finish_reason"])
+        self._check_halt()
+        self.calls_made += 1
+        label = f"call {self.calls_made} ({purpose})"
+        self.log.line(f"{label}: requesting {self.config['model']}")
+        out = stream_call(self.client, req, lambda n, dt: self.log.progress(label, n, dt))
+        rec = self._record(out, purpose, key, messages)
+        if out.complete:
+            self.cache.put(key, {"text": out.text, "finish_reason": out.finish_reason})
+        tokens = rec["completion_tokens"] or rec["estimated_completion_tokens"]
+        rate = tokens / out.duration_s if out.duration_s > 0 else 0.0
+        status = out.finish_reason if out.error is None else f"failed: {rec['error']}"
+        self.log.line(
+            f"{label}: {tokens:,} tokens in {out.duration_s:.1f} s ({rate:.1f} tokens/s), {status}"
+        )
+        return out
+
+    # -- the whole section -------------------------------------------------------------------
+
+    def write(self) -> str:
+        """Generate the section's text, continuing cut-off replies and retrying transient errors."""
+        cfg = self.config
+        base = section_messages(
+            template_text(cfg, "system"),
+            template_text(cfg, "section"),
+            cfg["book"],
+            self.job.sections,
+            self.job.section,
+        )
+        text = ""
+        continuations = 0
+        max_cont = int(cfg["generation"]["max_continuations"])
+        while True:
+            messages = base if not text else continuation_messages(base, text)
+            out = self.call(messages, "write" if not text else "continue")
+            if out.error_kind == "fatal":
+                self._halt_run(f"section {self.sid} got {out.error}")
+                raise SectionFailed(redact(out.error, self.secrets) or "fatal error")
+            if out.error_kind == "section":
+                raise SectionFailed(redact(out.error, self.secrets) or "request rejected")
+            # Keep whatever arrived, even from a dropped stream: the next call continues it.
+            text += out.text
+            if out.error_kind == "transient":
+                try:
+                    delay = self.backoff.next_delay(out.error or "", out.retry_after_s)
+                except GiveUp as e:
+                    raise SectionFailed(redact(str(e), self.secrets) or "gave up") from None
+                self.log.line(f"transient error ({out.error}); retrying in {delay:.1f} s")
+                self.sleep(delay)
+                continue
+            if out.finish_reason == "stop":
+                break
+            if out.finish_reason == "length":
+                continuations += 1
+                if continuations > max_cont:
+                    raise SectionFailed(
+                        f"the reply was still cut off by the length limit after {max_cont} "
+                        "continuations; raise generation.max_tokens or "
+                        "generation.max_continuations, or lower the section's words"
+                    )
+                self.log.line(
+                    f"reply cut off by max_tokens; continuing ({continuations}/{max_cont})"
+                )
+                continue
+            if out.finish_reason == "content_filter":
+                raise SectionFailed(
+                    "the provider's content filter stopped the reply (finish_reason "
+                    "content_filter); rephrase the section's title or key points, then rerun"
+                )
+            raise SectionFailed(f"unexpected finish_reason {out.finish_reason!r}")
+        return text.strip() + "\n"
+
+    def usage_document(self, text: str, wall_time_s: float) -> dict[str, Any]:
+        """The section's usage file: every call ever made for it, with totals."""
+        cfg = self.config
+        calls = self.journal.records()
+        doc = {
+            "section": self.sid,
+            "title": self.job.section.title,
+            "provider": cfg["provider"],
+            "model": cfg["model"],
+            "simulated": cfg["provider"] == "simulator",
+            "fingerprint": self.job.fingerprint,
+            "generated_at": _iso(time.time()),
+            "wall_time_s": round(wall_time_s, 3),
+            "words": len(text.split()),
+            "calls": calls,
+            "totals": sum_calls(calls),
+        }
+        validate(doc, "usage.schema.yaml")
+        return doc
+
+
+def run_section_job(job: SectionJob) -> None:
+    """Write the section and its usage file, or record why it failed and raise SectionFailed."""
+    t0 = time.monotonic()
+    writer = SectionWriter(job)
+    note = paths.failure_note(job.section.id, job.state_root)
+    try:
+        writer.log.line(f"writing {job.section.title!r} ({job.section.words} words target)")
+        text = writer.write()
+        doc = writer.usage_document(text, time.monotonic() - t0)
+        atomic_write_json(job.out_usage, doc)
+        atomic_write_text(job.out_md, text)
+        note.unlink(missing_ok=True)
+        t = doc["totals"]
+        cost = "unknown" if t["cost_usd"] is None else f"${t['cost_usd']:.4f}"
+        writer.log.line(
+            f"done: {doc['words']:,} words, {t['calls']} call(s), "
+            f"{t['completion_tokens']:,} output tokens, cost {cost}"
+        )
+    except SectionFailed as e:
+        writer.log.line(f"FAILED: {e}")
+        atomic_write_json(
+            note, {"section": job.section.id, "error": str(e), "at": _iso(time.time())}
+        )
+        raise
+    finally:
+        writer.log.close()

@@ -1,0 +1,95 @@
+"""Token usage: parsing both providers' shapes, call records, per-section usage files.
+
+Field names here are a public interface (usage files and the cost report); see README.md.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from bookgen.pricing import sum_costs
+
+TOKEN_FIELDS = (
+    "prompt_tokens",
+    "prompt_cache_hit_tokens",
+    "prompt_cache_miss_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+)
+SCHEMA_DIR = Path(__file__).parent / "schemas"
+
+
+def parse_usage(usage: Any) -> dict[str, int]:
+    """Normalise a provider's ``usage`` object (DeepSeek or OpenAI shape) to TOKEN_FIELDS.
+
+    DeepSeek reports ``prompt_cache_hit_tokens``/``prompt_cache_miss_tokens``; OpenAI (and
+    vLLM, llama.cpp, newer DeepSeek) ``prompt_tokens_details.cached_tokens``. Reasoning comes
+    from ``completion_tokens_details.reasoning_tokens`` and is part of ``completion_tokens``.
+    """
+    if hasattr(usage, "model_dump"):
+        usage = usage.model_dump()
+    usage = dict(usage or {})
+    prompt = int(usage.get("prompt_tokens") or 0)
+    prompt_details = usage.get("prompt_tokens_details") or {}
+    completion_details = usage.get("completion_tokens_details") or {}
+    if usage.get("prompt_cache_hit_tokens") is not None:
+        hit = int(usage["prompt_cache_hit_tokens"])
+    else:
+        hit = int(prompt_details.get("cached_tokens") or 0)
+    if usage.get("prompt_cache_miss_tokens") is not None:
+        miss = int(usage["prompt_cache_miss_tokens"])
+    else:
+        miss = prompt - hit
+    return {
+        "prompt_tokens": prompt,
+        "prompt_cache_hit_tokens": hit,
+        "prompt_cache_miss_tokens": miss,
+        "completion_tokens": int(usage.get("completion_tokens") or 0),
+        "reasoning_tokens": int(completion_details.get("reasoning_tokens") or 0),
+    }
+
+
+def zero_usage() -> dict[str, int]:
+    return dict.fromkeys(TOKEN_FIELDS, 0)
+
+
+def sum_calls(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """Totals over call records: what the provider reported, with estimates kept apart.
+
+    ``prompt_tokens`` … ``reasoning_tokens`` and ``cost_usd`` count only usage the provider
+    reported, so they reconcile with its bill. Calls cut off before their usage arrived add
+    to ``estimated_completion_tokens`` / ``estimated_cost_usd`` instead.
+    """
+    totals: dict[str, Any] = {"calls": len(calls), **zero_usage()}
+    reported = [c for c in calls if c["usage_reported"]]
+    for c in reported:
+        for f in TOKEN_FIELDS:
+            totals[f] += c[f]
+    totals["cost_usd"] = sum_costs([c["cost_usd"] for c in reported])
+    estimated = [c for c in calls if not c["usage_reported"]]
+    totals["estimated_prompt_tokens"] = sum(c["estimated_prompt_tokens"] for c in estimated)
+    totals["estimated_completion_tokens"] = sum(c["estimated_completion_tokens"] for c in estimated)
+    totals["estimated_cost_usd"] = sum_costs([c["estimated_cost_usd"] for c in estimated])
+    failed = [c for c in calls if c["status"] != "ok"]
+    totals["failed_calls"] = len(failed)
+    totals["failed_cost_usd"] = sum_costs([c["cost_usd"] for c in failed if c["usage_reported"]])
+    totals["duration_s"] = round(sum(c["duration_s"] for c in calls), 3)
+    return totals
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    """A JSON schema shipped in ``bookgen/schemas`` (YAML or JSON)."""
+    text = (SCHEMA_DIR / name).read_text(encoding="utf-8")
+    return yaml.safe_load(text) if name.endswith((".yaml", ".yml")) else json.loads(text)
+
+
+def validate(data: dict[str, Any], schema_name: str) -> None:
+    """Raise ``jsonschema.ValidationError`` when ``data`` does not match the named schema."""
+    jsonschema.Draft202012Validator(load_schema(schema_name)).validate(data)

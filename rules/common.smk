@@ -1,0 +1,69 @@
+# The section table and the helpers the rules share. Logic lives in the bookgen package.
+
+import sys
+
+from bookgen import paths
+from bookgen.config import (
+    ConfigError,
+    book_fingerprint,
+    check_config,
+    missing_api_key_message,
+    resolve_prompt_paths,
+    section_fingerprint,
+    sections_from_config,
+)
+from bookgen.prompts import check_templates
+from bookgen.status import failure_summary
+
+try:
+    resolve_prompt_paths(config, workflow.basedir)
+    check_config(config)
+    check_templates(config)
+except ConfigError as err:
+    sys.exit(str(err))
+
+SECTIONS = sections_from_config(config)
+SECTION_BY_ID = {s.id: s for s in SECTIONS}
+BOOK_FINGERPRINT = book_fingerprint(config)
+
+
+wildcard_constraints:
+    sid=r"\d{2,}",
+
+
+def section_files():
+    return [str(paths.section_md(s.id)) for s in SECTIONS]
+
+
+def usage_files():
+    return [str(paths.section_usage(s.id)) for s in SECTIONS]
+
+
+def fingerprint(part):
+    """A params function: one part of what determines a section's text (see bookgen.config)."""
+
+    def get(wildcards):
+        section = SECTION_BY_ID.get(wildcards.sid)
+        if section is None:
+            raise ValueError(
+                f"there is no section {wildcards.sid}: the book has sections "
+                f"{SECTIONS[0].id}..{SECTIONS[-1].id}"
+            )
+        return section_fingerprint(BOOK_FINGERPRINT, section)[part]
+
+    return get
+
+
+def on_start(workflow):
+    """Before any job: stop if a section needs the API and no key is set; clear old halts."""
+    writes_sections = any(j.rule.name == "section" for j in workflow.dag.needrun_jobs())
+    message = missing_api_key_message(config) if writes_sections else None
+    if message:
+        sys.exit(message)
+    paths.halt_file().unlink(missing_ok=True)
+
+
+def on_error():
+    summary = failure_summary([s.id for s in SECTIONS])
+    if summary:
+        print(summary, file=sys.stderr)

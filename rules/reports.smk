@@ -1,0 +1,17 @@
+# Reports built from the section files; they never call the API.
+
+
+localrules:
+    cost_report,
+
+
+rule cost_report:
+    input:
+        usage_files(),
+    output:
+        json="output/cost_report.json",
+        md="output/cost_report.md",
+    params:
+        title=config["book"]["title"],
+    script:
+        "../scripts/cost_report.py"

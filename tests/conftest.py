@@ -1,0 +1,29 @@
+"""Shared fixtures: the repository root and a loaded, validated copy of the demo config."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIG_SCHEMA = REPO / "bookgen" / "schemas" / "config.schema.yaml"
+
+
+def load_config(overrides: dict | None = None) -> dict:
+    """The demo book's config, validated (defaults filled) and with prompt paths made absolute."""
+    from bookgen.config import resolve_prompt_paths
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config.update(copy.deepcopy(overrides or {}))
+    validate(config, str(CONFIG_SCHEMA))
+    resolve_prompt_paths(config, REPO)
+    return config
+
+
+@pytest.fixture
+def demo_config() -> dict:
+    return load_config()

@@ -1,0 +1,130 @@
+"""Config validation (schema + checks the schema cannot express) and fingerprints."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from bookgen.config import (
+    ConfigError,
+    book_fingerprint,
+    check_config,
+    missing_api_key_message,
+    section_fingerprint,
+    sections_from_config,
+)
+from bookgen.prompts import check_templates
+from tests.conftest import CONFIG_SCHEMA, REPO
+
+
+def raw_config() -> dict:
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def schema_error(config: dict) -> str:
+    with pytest.raises(WorkflowError) as info:
+        validate(config, str(CONFIG_SCHEMA))
+    return str(info.value)
+
+
+def test_demo_config_is_valid_and_has_eleven_sections(demo_config):
+    check_config(demo_config)
+    check_templates(demo_config)
+    sections = sections_from_config(demo_config)
+    assert [s.id for s in sections] == [f"{i:02d}" for i in range(1, 12)]
+    assert all(s.key_points and s.words >= 1000 for s in sections)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "names"),
+    [
+        (lambda c: c["sections"][1].pop("title"), ["title", "sections"]),
+        (lambda c: c["sections"][2].__setitem__("words", -5), ["words", "-5"]),
+        (lambda c: c["sections"][2].__setitem__("words", "many"), ["words", "many"]),
+        (lambda c: c.__setitem__("colour", "blue"), ["colour"]),
+        (lambda c: c["sections"][0].__setitem__("keypoints", ["x"]), ["keypoints"]),
+        (lambda c: c.__setitem__("provider", "deepsek"), ["provider", "deepsek"]),
+        (lambda c: c.__setitem__("api_key_env", "sk-123 secret"), ["api_key_env"]),
+        (lambda c: c["book"].pop("audience"), ["audience"]),
+        (lambda c: c["prices"]["deepseek-flash"].pop("output"), ["output"]),
+    ],
+)
+def test_schema_errors_name_the_field(mutate, names):
+    config = raw_config()
+    mutate(config)
+    message = schema_error(config)
+    for name in names:
+        assert name in message
+
+
+def test_duplicate_section_titles_are_rejected(demo_config):
+    config = copy.deepcopy(demo_config)
+    config["sections"][4]["title"] = "  transistors and LOGIC gates "
+    with pytest.raises(ConfigError, match=r"sections\[4\]\.title.*same title as section 2"):
+        check_config(config)
+
+
+def test_missing_template_is_rejected(demo_config):
+    config = copy.deepcopy(demo_config)
+    config["prompts"]["section"] = "nowhere/section.md"
+    with pytest.raises(ConfigError, match="prompts.section.*does not exist"):
+        check_config(config)
+
+
+def test_unknown_template_placeholder_is_rejected(demo_config, tmp_path):
+    config = copy.deepcopy(demo_config)
+    bad = tmp_path / "s.md"
+    bad.write_text("Write $title for $readers")
+    config["prompts"]["section"] = str(bad)
+    with pytest.raises(ConfigError, match=r"prompts.section.*\$readers"):
+        check_templates(config)
+
+
+def test_missing_key_message_names_variable_and_offline_command(demo_config, monkeypatch):
+    monkeypatch.delenv("DEEPSEEK_API_KEY", raising=False)
+    message = missing_api_key_message(demo_config)
+    assert "DEEPSEEK_API_KEY" in message
+    assert "--config provider=simulator" in message
+    monkeypatch.setenv("DEEPSEEK_API_KEY", "sk-abc")
+    assert missing_api_key_message(demo_config) is None
+    assert missing_api_key_message({**demo_config, "provider": "simulator"}) is None
+
+
+def test_fingerprint_changes_only_with_what_shapes_the_text(demo_config):
+    sections = sections_from_config(demo_config)
+    base = section_fingerprint(book_fingerprint(demo_config), sections[4])
+
+    def fp(config, index=4):
+        return section_fingerprint(book_fingerprint(config), sections_from_config(config)[index])
+
+    changed = copy.deepcopy(demo_config)
+    changed["sections"][4]["key_points"].append("a new point")
+    assert fp(changed)["spec"] != base["spec"]
+    assert fp(changed, 3) == section_fingerprint(book_fingerprint(demo_config), sections[3])
+
+    for key, value in [("model", "deepseek-v4-pro"), ("provider", "openai")]:
+        assert fp({**demo_config, key: value})["model"] != base["model"]
+    hot = copy.deepcopy(demo_config)
+    hot["generation"]["temperature"] = 1.0
+    assert fp(hot)["generation"] != base["generation"]
+
+    # Prices, retry settings, timeouts and the base URL do not shape the text.
+    cheap = copy.deepcopy(demo_config)
+    cheap["prices"]["deepseek-flash"]["output"] = 0.01
+    cheap["retry"]["max_attempts"] = 2
+    cheap["generation"]["timeout_s"] = 5
+    cheap["base_url"] = "http://127.0.0.1:9/v1"
+    assert fp(cheap) == base
+
+
+def test_section_ids_widen_for_long_books(demo_config):
+    config = copy.deepcopy(demo_config)
+    config["sections"] = [
+        {"title": f"Part {i}", "key_points": ["x"], "words": 100} for i in range(120)
+    ]
+    ids = [s.id for s in sections_from_config(config)]
+    assert ids[0] == "001" and ids[-1] == "120" and ids == sorted(ids)
