@@ -1,0 +1,174 @@
+"""Simulator configuration: the JSON Schema check and typed dataclasses."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "simulator.schema.yaml"
+
+HTTP_KINDS = frozenset(
+    {"http_429", "http_500", "http_503", "http_402", "http_401", "http_400_model", "http_422"}
+)
+STREAM_KINDS = frozenset(
+    {
+        "drop",
+        "eof",
+        "error_chunk",
+        "finish_length",
+        "content_filter",
+        "insufficient_system_resource",
+    }
+)
+FAULT_KINDS = HTTP_KINDS | STREAM_KINDS | {"queued"}
+
+
+@dataclass(frozen=True)
+class FaultRule:
+    """One fault rule; see ``simulator.schema.yaml`` for the meaning of each field."""
+
+    kind: str
+    section: int | None = None
+    sections: tuple[int, ...] | None = None
+    rate: float | None = None
+    rate_mode: str | None = None
+    times: int | None = None
+    after_fraction: float = 0.5
+    retry_after: float | str | None = None
+    retry_after_ms: float | None = None
+    duration_s: float = 1.0
+    model: str | None = None
+    message: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(
+                f"fault kind {self.kind!r} is unknown; use one of {sorted(FAULT_KINDS)}"
+            )
+        if self.sections is not None and not isinstance(self.sections, tuple):
+            object.__setattr__(self, "sections", tuple(self.sections))
+
+    def section_set(self) -> frozenset[int] | None:
+        """Sections this rule is restricted to, or None when it is not section-bound."""
+        if self.section is not None:
+            return frozenset({self.section})
+        if self.sections is not None:
+            return frozenset(self.sections)
+        return None
+
+
+@dataclass
+class SimulatorConfig:
+    """Validated simulator settings (defaults match the schema)."""
+
+    seed: int = 0
+    usage_shape: str = "deepseek"
+    words_factor: float = 1.0
+    default_words: int = 600
+    thinking: bool = False
+    reasoning_fraction: float = 0.1
+    ttft_s: float = 0.0
+    tokens_per_s: float | None = None
+    chunk_tokens: int = 1
+    keepalive_interval_s: float = 0.2
+    concurrency_limit: int | None = None
+    prefix_cache: bool = True
+    models: list[str] = field(default_factory=lambda: ["deepseek-flash", "deepseek-v4-pro"])
+    reject_unknown_models: bool = False
+    json_requires_word: bool = True
+    system_fingerprint: str = "fp_bookgen_sim"
+    rate_mode: str = "sequence"
+    faults: list[FaultRule] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.faults = [
+            f if isinstance(f, FaultRule) else _fault_from_dict(f, i)
+            for i, f in enumerate(self.faults)
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (faults as dicts without unset fields)."""
+        d = dataclasses.asdict(self)
+        d["faults"] = [
+            {k: (list(v) if isinstance(v, tuple) else v) for k, v in f.items() if v is not None}
+            for f in d["faults"]
+        ]
+        return d
+
+
+@functools.cache
+def load_schema() -> dict[str, Any]:
+    """The simulator config JSON Schema (draft 2020-12)."""
+    return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def _path_str(path: Any) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<top level>"
+
+
+def _fault_from_dict(d: dict[str, Any], index: int) -> FaultRule:
+    if d.get("section") is not None and d.get("sections") is not None:
+        raise ValueError(
+            f"invalid simulator config at 'faults[{index}]': both 'section' and 'sections' given. "
+            "Fix: keep only one of them."
+        )
+    try:
+        return FaultRule(**d)
+    except TypeError as exc:
+        raise ValueError(f"invalid simulator config at 'faults[{index}]': {exc}") from exc
+
+
+def validate_config(d: dict[str, Any] | None) -> SimulatorConfig:
+    """Check ``d`` against the schema and build a :class:`SimulatorConfig`.
+
+    Raises ValueError naming the bad field and how to fix it.
+    """
+    import jsonschema
+
+    d = {} if d is None else d
+    if not isinstance(d, dict):
+        raise ValueError(
+            f"invalid simulator config: expected a mapping, got {type(d).__name__}. "
+            "Fix: write the settings as key: value pairs."
+        )
+    schema = load_schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(d))
+    if error is not None:
+        where = _path_str(error.absolute_path)
+        if error.validator == "additionalProperties":
+            allowed = sorted(error.schema.get("properties", {}))
+            hint = f"remove it or correct its spelling; allowed keys: {', '.join(allowed)}"
+        else:
+            hint = error.schema.get("description") or "see bookgen/schemas/simulator.schema.yaml"
+        raise ValueError(f"invalid simulator config at '{where}': {error.message}. Fix: {hint}")
+    names = {f.name for f in dataclasses.fields(SimulatorConfig)}
+    kwargs = {k: v for k, v in d.items() if k in names}
+    return SimulatorConfig(**kwargs)
+
+
+def coerce_config(config: dict[str, Any] | SimulatorConfig | None) -> SimulatorConfig:
+    """Accept a dict (validated), a SimulatorConfig, or None (defaults)."""
+    if isinstance(config, SimulatorConfig):
+        return config
+    return validate_config(config)
+
+
+def load_config_file(path: str | Path) -> SimulatorConfig:
+    """Read a YAML/JSON simulator config file (a top-level ``simulator:`` key is unwrapped)."""
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    if (
+        isinstance(data, dict)
+        and set(data) == {"simulator"}
+        and isinstance(data["simulator"], dict)
+    ):
+        data = data["simulator"]
+    return validate_config(data)

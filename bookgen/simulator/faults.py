@@ -1,0 +1,163 @@
+"""Fault schedule: which rule (if any) fires for a request, and the HTTP errors it produces."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from bookgen.simulator.config import FaultRule, SimulatorConfig
+from bookgen.simulator.state import State
+
+
+@dataclass(frozen=True)
+class HttpError:
+    """An error response in the providers' shape."""
+
+    status: int
+    message: str
+    type: str
+    code: str | None = None
+    param: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+def rule_key(index: int, rule: FaultRule) -> str:
+    """Stable identity of a rule for shared counters (index plus a digest of its content)."""
+    blob = json.dumps(rule.__dict__, sort_keys=True, default=list).encode("utf-8")
+    return f"{index}:{hashlib.sha256(blob).hexdigest()[:10]}"
+
+
+def _unit(*parts: Any) -> float:
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def choose_fault(
+    config: SimulatorConfig,
+    state: State,
+    *,
+    section: int | None,
+    model: str,
+    body_hash: str,
+    request_index: int,
+    attempt: int,
+) -> FaultRule | None:
+    """The first rule that fires for this request (counting ``times`` uses), or None.
+
+    A rule matches when its ``model`` (if any) equals the request's model, its
+    ``section``/``sections`` (if any) contain the request's section, and its ``rate`` (if any)
+    draw succeeds: ``sequence`` mode draws from ``random.Random`` seeded by (seed, request
+    counter, rule); ``hash`` mode from a hash of (seed, request body, attempt for that body,
+    rule). ``times`` then limits firings per section (section rules) or per rule.
+    """
+    for index, rule in enumerate(config.faults):
+        if rule.model is not None and rule.model != model:
+            continue
+        sections = rule.section_set()
+        if sections is not None and section not in sections:
+            continue
+        if rule.rate is not None:
+            mode = rule.rate_mode or config.rate_mode
+            if mode == "hash":
+                draw = _unit(config.seed, "hash", body_hash, attempt, index)
+            else:
+                draw = random.Random(f"{config.seed}:seq:{request_index}:{index}").random()
+            if draw >= rule.rate:
+                continue
+        if rule.times is not None:
+            key = f"times|{rule_key(index, rule)}"
+            if sections is not None:
+                key += f"|s{section}"
+            taken, _ = state.take(key, rule.times)
+            if not taken:
+                continue
+        return rule
+    return None
+
+
+def _retry_headers(rule: FaultRule) -> tuple[tuple[str, str], ...]:
+    headers = []
+    if rule.retry_after is not None:
+        value = rule.retry_after
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        headers.append(("retry-after", str(value)))
+    if rule.retry_after_ms is not None:
+        ms = rule.retry_after_ms
+        headers.append(("retry-after-ms", str(int(ms) if float(ms).is_integer() else ms)))
+    return tuple(headers)
+
+
+def http_error_for(rule: FaultRule) -> HttpError:
+    """The HTTP error response an ``http_*`` rule produces."""
+    kind, msg = rule.kind, rule.message
+    if kind == "http_429":
+        return HttpError(
+            429,
+            msg or "Rate Limit Reached: you are sending requests too quickly, please slow down.",
+            "rate_limit_error",
+            "rate_limit_exceeded",
+            headers=_retry_headers(rule),
+        )
+    if kind == "http_500":
+        return HttpError(
+            500,
+            msg or "The server had an error while processing your request. Sorry about that!",
+            "server_error",
+            "server_error",
+            headers=_retry_headers(rule),
+        )
+    if kind == "http_503":
+        return HttpError(
+            503,
+            msg or "Server Overloaded: the server is overloaded due to high traffic, retry later.",
+            "server_error",
+            "server_overloaded",
+            headers=_retry_headers(rule),
+        )
+    if kind == "http_402":
+        return HttpError(
+            402, msg or "Insufficient Balance", "unknown_error", "invalid_request_error"
+        )
+    if kind == "http_401":
+        return HttpError(
+            401,
+            msg or "Authentication Fails, Your api key is invalid",
+            "authentication_error",
+            "invalid_request_error",
+        )
+    if kind == "http_400_model":
+        return HttpError(
+            400, msg or "Model Not Exist", "invalid_request_error", "invalid_request_error"
+        )
+    if kind == "http_422":
+        return HttpError(
+            422,
+            msg or "Failed to deserialize the JSON body into the target type: invalid parameters",
+            "invalid_request_error",
+            "invalid_request_error",
+        )
+    raise ValueError(f"{kind} is not an HTTP fault")
+
+
+def stream_error_body(rule: FaultRule) -> dict[str, Any]:
+    """The ``{"error": ...}`` object of an ``error_chunk`` fault."""
+    return HttpError(
+        500,
+        rule.message or "The server had an error while processing your request. Sorry about that!",
+        "server_error",
+        "server_error",
+    ).body()
