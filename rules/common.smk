@@ -28,7 +28,7 @@ BOOK_FINGERPRINT = book_fingerprint(config)
 
 
 wildcard_constraints:
-    sid=r"\d{2,}",
+    sid=r"\d\d+",
 
 
 def section_files():

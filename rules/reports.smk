@@ -11,6 +11,8 @@ rule cost_report:
     output:
         json="output/cost_report.json",
         md="output/cost_report.md",
+    log:
+        "output/logs/cost_report.log",
     params:
         title=config["book"]["title"],
     script:

@@ -1,0 +1,92 @@
+"""Test harness: a book working directory with a copy of the workflow, driven by the real
+``snakemake`` CLI as a subprocess (the same command a user types)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.conftest import REPO
+
+WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "config", "profiles", "bookgen")
+BIN = Path(sys.executable).parent
+FAST = {"retry": {"initial_delay_s": 0.01, "max_delay_s": 0.05, "max_attempts": 3}}
+
+
+class Book:
+    """A copy of the workflow in ``path``; ``run`` invokes snakemake there."""
+
+    def __init__(self, path: Path, overrides: dict[str, Any] | None = None) -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        for part in WORKFLOW_PARTS:
+            src = REPO / part
+            if src.is_dir():
+                shutil.copytree(src, path / part, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(src, path / part)
+        self.set_overrides({"provider": "simulator", **FAST, **(overrides or {})})
+
+    def set_overrides(self, overrides: dict[str, Any]) -> None:
+        """Settings layered over config/config.yaml through ``--configfile``."""
+        (self.path / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+
+    def edit_config(self, edit) -> None:
+        """Apply ``edit(config_dict)`` to config/config.yaml (as a user editing the file)."""
+        cfg_path = self.path / "config" / "config.yaml"
+        config = yaml.safe_load(cfg_path.read_text())
+        edit(config)
+        cfg_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def run(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess:
+        full_env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+        full_env.pop("DEEPSEEK_API_KEY", None)
+        full_env.update(env or {})
+        cmd = [str(BIN / "snakemake"), *args, "--configfile", "config/config.yaml", "overrides.yaml"]
+        return subprocess.run(
+            cmd, cwd=self.path, env=full_env, capture_output=True, text=True, timeout=timeout
+        )
+
+    def pending(self, *targets: str) -> dict[str, str]:
+        """Jobs a dry run would execute: ``{rule_or_section: reason}``."""
+        proc = self.run("--dry-run", *targets)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return parse_dry_run(proc.stdout + proc.stderr)
+
+    def file(self, rel: str) -> Path:
+        return self.path / rel
+
+    def json(self, rel: str) -> Any:
+        return json.loads(self.file(rel).read_text())
+
+    def sections(self) -> list[str]:
+        return sorted(p.name for p in (self.path / "output").glob("section_*.md"))
+
+
+def parse_dry_run(text: str) -> dict[str, str]:
+    """Map each job of a dry run to its reason; section jobs as ``section_NN``."""
+    jobs: dict[str, str] = {}
+    current = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("rule ") and line.endswith(":"):
+            current = line[5:-1]
+        elif line.startswith("Job ") and "Writing section" in line:
+            current = "section_" + line.split("Writing section ")[1].split()[0]
+        elif current and line.lower().startswith("reason:"):
+            jobs[current] = line.split(":", 1)[1].strip()
+            current = None
+    return jobs
+
+
+def pending_sections(jobs: dict[str, str]) -> set[str]:
+    return {k for k in jobs if k.startswith("section_")}
