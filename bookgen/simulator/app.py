@@ -163,6 +163,10 @@ class Simulator:
         """Forget the ledger (for every instance sharing the state directory)."""
         self.state.ledger_reset()
 
+    def close(self) -> None:
+        """Close the state files (the instance must not be used afterwards)."""
+        self.state.close()
+
     @property
     def open_requests(self) -> int:
         """Requests currently being answered by this instance."""

@@ -150,6 +150,12 @@ class SimulatorHTTPServer(ThreadingHTTPServer):
         self.sim = sim
         self.app = sim.wsgi_app
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients hanging up (reset, broken pipe) are normal; report anything else."""
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
     @property
     def port(self) -> int:
         return self.server_address[1]
@@ -164,6 +170,8 @@ def serve(
 ) -> tuple[SimulatorHTTPServer, int]:
     """Serve ``sim`` on a background thread; returns (server, port). ``server.shutdown()`` stops."""
     server = SimulatorHTTPServer(sim, host, port)
-    thread = threading.Thread(target=server.serve_forever, name="bookgen-simulator", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, args=(0.05,), name="bookgen-simulator", daemon=True
+    )
     thread.start()
     return server, server.port

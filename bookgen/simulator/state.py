@@ -102,6 +102,15 @@ class _Shared:
                     for line in self._log.read_new():
                         self._apply(line)
 
+    def append(self, line: str) -> None:
+        """Record ``line`` without catching up first (it is applied at the next transaction)."""
+        with self._lock:
+            if self._log is None:
+                self._apply(line)
+                return
+            with self._log.locked(exclusive=True):
+                self._log.append([line])
+
     def close(self) -> None:
         if self._log is not None:
             self._log.close()
@@ -164,16 +173,14 @@ class State:
 
     # ledger ---------------------------------------------------------------------------------
     def ledger_add(self, entry: dict[str, Any]) -> None:
-        with self._ledger.transaction() as emit:
-            emit(json.dumps(entry, separators=(",", ":"), sort_keys=True))
+        self._ledger.append(json.dumps(entry, separators=(",", ":"), sort_keys=True))
 
     def ledger_entries(self) -> list[dict[str, Any]]:
         with self._ledger.transaction(exclusive=False):
             return copy.deepcopy(self._entries)
 
     def ledger_reset(self) -> None:
-        with self._ledger.transaction() as emit:
-            emit('{"reset":true}')
+        self._ledger.append('{"reset":true}')
 
     def ledger_totals(self) -> dict[str, int]:
         totals = {"calls": 0, **dict.fromkeys(TOTAL_KEYS, 0)}
