@@ -211,3 +211,24 @@ def test_hash_mode_does_not_depend_on_request_order() -> None:
     sim = Simulator(cfg)
     results = outcomes_for(sim, [order[0]] * 12)
     assert True in results and False in results
+
+
+def test_permanent_finish_length_still_lets_continuation_finish() -> None:
+    sim = Simulator({"faults": [{"kind": "finish_length", "section": 2, "after_fraction": 0.3}]})
+    c = client(sim)
+    full = c.chat.completions.create(model=MODEL, messages=messages(3)).choices[0].message.content
+    base, received, finishes = messages(2), "", []
+    for _ in range(100):
+        convo = list(base)
+        if received:
+            convo += [
+                {"role": "assistant", "content": received},
+                {"role": "user", "content": "Continue."},
+            ]
+        choice = c.chat.completions.create(model=MODEL, messages=convo).choices[0]
+        received += choice.message.content
+        finishes.append(choice.finish_reason)
+        if choice.finish_reason == "stop":
+            break
+    assert finishes[-1] == "stop" and set(finishes[:-1]) == {"length"}
+    assert received.startswith("## Cell Membranes") and len(received) > 0.5 * len(full)

@@ -409,6 +409,12 @@ class Simulator:
             if fault.kind in CUT_KINDS:
                 content_tokens = content_tokens[:at]
                 cut, finish = fault.kind, None
+            elif fault.kind == "finish_length":
+                # a "length" stop always makes progress, and never ends a complete reply
+                at = max(at, 1)
+                if at < len(content_tokens):
+                    content_tokens = content_tokens[:at]
+                    finish = "length"
             elif at < len(content_tokens) or finish == "stop":
                 content_tokens = content_tokens[:at]
                 finish = FINISH_KINDS[fault.kind]
