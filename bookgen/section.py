@@ -18,6 +18,7 @@ from bookgen.client import CallOutcome, make_client, stream_call
 from bookgen.config import Section, template_text
 from bookgen.fsutil import atomic_write_json, atomic_write_text
 from bookgen.journal import CallJournal, ResponseCache, request_hash
+from bookgen.locks import section_lock
 from bookgen.pricing import cost_usd, rates_for
 from bookgen.progress import ProgressLog
 from bookgen.prompts import continuation_messages, section_messages
@@ -253,13 +254,18 @@ def run_section_job(job: SectionJob) -> None:
     t0 = time.monotonic()
     writer = SectionWriter(job)
     note = paths.failure_note(job.section.id, job.state_root)
+
+    def waiting() -> None:
+        writer.log.line("waiting for another process that is still writing this section")
+
     try:
-        writer.log.line(f"writing {job.section.title!r} ({job.section.words} words target)")
-        text = writer.write()
-        doc = writer.usage_document(text, time.monotonic() - t0)
-        atomic_write_json(job.out_usage, doc)
-        atomic_write_text(job.out_md, text)
-        note.unlink(missing_ok=True)
+        with section_lock(job.section.id, job.state_root, on_wait=waiting):
+            writer.log.line(f"writing {job.section.title!r} ({job.section.words} words target)")
+            text = writer.write()
+            doc = writer.usage_document(text, time.monotonic() - t0)
+            atomic_write_json(job.out_usage, doc)
+            atomic_write_text(job.out_md, text)
+            note.unlink(missing_ok=True)
         t = doc["totals"]
         cost = "unknown" if t["cost_usd"] is None else f"${t['cost_usd']:.4f}"
         writer.log.line(

@@ -12,6 +12,7 @@ from bookgen.config import (
     section_fingerprint,
     sections_from_config,
 )
+from bookgen.locks import LockBusy, hold_run_lock
 from bookgen.prompts import check_templates
 from bookgen.status import failure_summary
 
@@ -60,6 +61,10 @@ def on_start(workflow):
     message = missing_api_key_message(config) if writes_sections else None
     if message:
         sys.exit(message)
+    try:
+        hold_run_lock()
+    except LockBusy as err:
+        sys.exit(str(err))
     paths.halt_file().unlink(missing_ok=True)
 
 

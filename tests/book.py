@@ -51,7 +51,13 @@ class Book:
         full_env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
         full_env.pop("DEEPSEEK_API_KEY", None)
         full_env.update(env or {})
-        cmd = [str(BIN / "snakemake"), *args, "--configfile", "config/config.yaml", "overrides.yaml"]
+        cmd = [
+            str(BIN / "snakemake"),
+            *args,
+            "--configfile",
+            "config/config.yaml",
+            "overrides.yaml",
+        ]
         return subprocess.run(
             cmd, cwd=self.path, env=full_env, capture_output=True, text=True, timeout=timeout
         )

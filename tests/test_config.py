@@ -71,7 +71,7 @@ def test_duplicate_section_titles_are_rejected(demo_config):
 def test_missing_template_is_rejected(demo_config):
     config = copy.deepcopy(demo_config)
     config["prompts"]["section"] = "nowhere/section.md"
-    with pytest.raises(ConfigError, match="prompts.section.*does not exist"):
+    with pytest.raises(ConfigError, match=r"prompts\.section.*does not exist"):
         check_config(config)
 
 

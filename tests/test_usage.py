@@ -85,8 +85,14 @@ def _call(status="ok", reported=True, cost=0.01, **tokens):
 def test_totals_keep_estimates_apart_and_count_failed_attempts():
     calls = [
         _call(prompt_tokens=100, prompt_cache_miss_tokens=100, completion_tokens=40),
-        _call(status="failed", prompt_tokens=100, prompt_cache_hit_tokens=64,
-              prompt_cache_miss_tokens=36, completion_tokens=10, cost=0.002),
+        _call(
+            status="failed",
+            prompt_tokens=100,
+            prompt_cache_hit_tokens=64,
+            prompt_cache_miss_tokens=36,
+            completion_tokens=10,
+            cost=0.002,
+        ),
         _call(status="failed", reported=False, estimated_completion_tokens=25, cost=0.005),
     ]
     t = sum_calls(calls)

@@ -1,0 +1,55 @@
+"""Process locks that the kernel releases when their holder dies, even by SIGKILL.
+
+Snakemake's own directory lock survives a killed run and blocks the next one until
+``--unlock``; bookgen's profile switches it off (``nolock``) and holds these instead.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bookgen import paths
+
+_held: list[int] = []
+
+
+class LockBusy(RuntimeError):
+    """Another live process holds the lock."""
+
+
+def hold_run_lock(root: Path = paths.STATE) -> None:
+    """Lock the book directory for the lifetime of this process (one run at a time)."""
+    path = root / "run.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise LockBusy(
+            "bookgen: another snakemake run is writing this book (lock .bookgen/run.lock is "
+            "held by a live process). Wait for it to finish, or stop it, then run again."
+        ) from None
+    _held.append(fd)
+
+
+@contextmanager
+def section_lock(sid: str, root: Path = paths.STATE, on_wait=None) -> Iterator[None]:
+    """Serialise writers of one section, e.g. a new run and a job orphaned by a killed one."""
+    path = root / "locks" / f"section_{sid}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
