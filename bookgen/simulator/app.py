@@ -315,17 +315,19 @@ class Simulator:
             return self._error(start_response, err, rid=rid)
         try:
             task, task_index = content.find_task(req.messages)
-            _, request_index = self.state.take("requests")
-            _, attempt = self.state.take(f"attempt|{req.body_hash}")
-            fault = choose_fault(
-                cfg,
-                self.state,
-                section=task.section if task else None,
-                model=req.model,
-                body_hash=req.body_hash,
-                request_index=request_index,
-                attempt=attempt,
-            )
+            fault = None
+            if cfg.faults:
+                _, request_index = self.state.take("requests")
+                _, attempt = self.state.take(f"attempt|{req.body_hash}")
+                fault = choose_fault(
+                    cfg,
+                    self.state,
+                    section=task.section if task else None,
+                    model=req.model,
+                    body_hash=req.body_hash,
+                    request_index=request_index,
+                    attempt=attempt,
+                )
             if fault is not None and fault.kind in HTTP_KINDS:
                 self._release()
                 return self._error(start_response, http_error_for(fault), rid=rid)
