@@ -1,0 +1,290 @@
+"""Every fault a provider throws, driven through the real openai client and the simulator:
+retried and succeeded, failed with the named cause, or the run stopped early — and every
+token the provider billed is on record."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from bookgen.client import make_client
+from bookgen.config import book_fingerprint, section_fingerprint, sections_from_config
+from bookgen.section import SectionFailed, SectionJob, SectionWriter, run_section_job
+from bookgen.simulator import Simulator, serve
+from bookgen.usage import TOKEN_FIELDS, sum_calls
+from tests.conftest import load_config
+
+SMALL = [
+    {"title": f"Topic {n}", "key_points": [f"idea {n}a", f"idea {n}b"], "words": 400}
+    for n in range(1, 5)
+]
+
+
+class Sleeps(list):
+    """Records requested waits instead of sleeping (the tests stay fast)."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def make_job(tmp: Path, faults=(), number=2, sim=None, **overrides) -> SectionJob:
+    retry = {"max_attempts": 4, "initial_delay_s": 0.01, "max_delay_s": 0.05}
+    retry.update(overrides.pop("retry", {}))
+    config = load_config(
+        {
+            "provider": "simulator",
+            "sections": SMALL,
+            "retry": retry,
+            "simulator": {"faults": list(faults), **(sim or {})},
+            **overrides,
+        }
+    )
+    sections = sections_from_config(config)
+    section = sections[number - 1]
+    return SectionJob(
+        config=config,
+        sections=sections,
+        section=section,
+        fingerprint=section_fingerprint(book_fingerprint(config), section),
+        out_md=tmp / "output" / f"section_{section.id}.md",
+        out_usage=tmp / "output" / "usage" / f"section_{section.id}.json",
+        log=tmp / "output" / "logs" / f"section_{section.id}.log",
+        state_root=tmp / ".bookgen",
+    )
+
+
+def ledger(job: SectionJob) -> Simulator:
+    return Simulator({}, state_dir=job.state_root / "simulator")
+
+
+def clean_text(tmp: Path, number=2) -> str:
+    job = make_job(tmp / "clean", number=number)
+    return SectionWriter(job, sleep=Sleeps()).write()
+
+
+def journal(writer: SectionWriter) -> list[dict]:
+    return writer.journal.records()
+
+
+def assert_reconciles(job: SectionJob, calls: list[dict]) -> None:
+    """What we recorded as reported equals the simulated provider's own bill, exactly."""
+    ours = sum_calls(calls)
+    bill = ledger(job).ledger_totals()
+    for field in TOKEN_FIELDS:
+        assert ours[field] == bill[field], field
+    assert sum(c["usage_reported"] for c in calls) == bill["calls"]
+
+
+@pytest.mark.parametrize("kind", ["http_500", "http_503", "error_chunk"])
+def test_transient_status_is_retried_then_succeeds(tmp_path, kind):
+    job = make_job(tmp_path, [{"kind": kind, "section": 2, "times": 2}])
+    sleeps = Sleeps()
+    writer = SectionWriter(job, sleep=sleeps)
+    text = writer.write()
+    assert text == clean_text(tmp_path)
+    calls = journal(writer)
+    assert [c["status"] for c in calls] == ["failed", "failed", "ok"]
+    assert len(sleeps) == 2 and sleeps[1] >= sleeps[0] * 0.5  # backoff, with jitter
+    assert_reconciles(job, calls)
+
+
+def test_persistent_500_gives_up_with_the_cause(tmp_path):
+    job = make_job(tmp_path, [{"kind": "http_500", "section": 2}])
+    writer = SectionWriter(job, sleep=Sleeps())
+    with pytest.raises(SectionFailed, match=r"gave up after 4 failed attempts.*HTTP 500"):
+        writer.write()
+    assert len(journal(writer)) == 4
+
+
+@pytest.mark.parametrize("retry_after", [1, 30])
+def test_429_honours_retry_after_within_sdk_range(tmp_path, retry_after):
+    job = make_job(
+        tmp_path, [{"kind": "http_429", "section": 2, "times": 1, "retry_after": retry_after}]
+    )
+    sleeps = Sleeps()
+    SectionWriter(job, sleep=sleeps).write()
+    assert sleeps == [pytest.approx(retry_after)]
+
+
+def test_429_retry_after_above_120s_is_still_honoured(tmp_path):
+    """The openai SDK does not retry at all above 120 s; bookgen waits as asked."""
+    job = make_job(tmp_path, [{"kind": "http_429", "section": 2, "times": 1, "retry_after": 200}])
+    sleeps = Sleeps()
+    writer = SectionWriter(job, sleep=sleeps)
+    assert writer.write() == clean_text(tmp_path)
+    assert sleeps == [pytest.approx(200)]
+
+
+def test_retry_after_ms_header(tmp_path):
+    job = make_job(
+        tmp_path, [{"kind": "http_429", "section": 2, "times": 1, "retry_after_ms": 2500}]
+    )
+    sleeps = Sleeps()
+    SectionWriter(job, sleep=sleeps).write()
+    assert sleeps == [pytest.approx(2.5)]
+
+
+def test_retry_after_beyond_total_wait_cap_fails_with_explanation(tmp_path):
+    job = make_job(
+        tmp_path,
+        [{"kind": "http_429", "section": 2, "retry_after": 600}],
+        retry={"max_total_wait_s": 300},
+    )
+    with pytest.raises(SectionFailed, match=r"asked to wait 600 s.*max_total_wait_s=300"):
+        SectionWriter(job, sleep=Sleeps()).write()
+
+
+@pytest.mark.parametrize(
+    ("kind", "cause"),
+    [
+        ("http_401", "API key was rejected"),
+        ("http_402", "insufficient balance"),
+        ("http_400_model", "Model Not Exist"),
+        ("http_422", "rejected the request parameters"),
+    ],
+)
+def test_fatal_errors_stop_the_whole_run(tmp_path, kind, cause):
+    job = make_job(tmp_path, [{"kind": kind}])
+    writer = SectionWriter(job, sleep=Sleeps())
+    with pytest.raises(SectionFailed, match=cause):
+        writer.write()
+    assert len(journal(writer)) == 1  # not retried
+    assert (job.state_root / "halt.json").exists()
+    # Another section of the same run makes no API call at all.
+    other = make_job(tmp_path, [{"kind": kind}], number=3)
+    other_writer = SectionWriter(other, sleep=Sleeps())
+    with pytest.raises(SectionFailed, match="run was stopped because"):
+        other_writer.write()
+    assert journal(other_writer) == []
+
+
+def test_content_filter_is_not_retried_and_is_reported(tmp_path):
+    job = make_job(tmp_path, [{"kind": "content_filter", "section": 2}])
+    with pytest.raises(SectionFailed, match="content filter"):
+        run_section_job(job)
+    note = (job.state_root / "failures" / "section_02.json").read_text()
+    assert "content_filter" in note
+    calls = SectionWriter(job).journal.records()
+    assert len(calls) == 1 and calls[0]["finish_reason"] == "content_filter"
+    assert not job.out_md.exists()
+
+
+@pytest.mark.parametrize("kind", ["drop", "eof"])
+def test_cut_stream_keeps_what_arrived_and_continues(tmp_path, kind):
+    job = make_job(tmp_path, [{"kind": kind, "section": 2, "times": 1, "after_fraction": 0.6}])
+    writer = SectionWriter(job, sleep=Sleeps())
+    text = writer.write()
+    assert text == clean_text(tmp_path)
+    first, second = journal(writer)
+    assert first["status"] == "failed" and not first["usage_reported"]
+    assert first["estimated_completion_tokens"] > 0 and first["estimated_cost_usd"] > 0
+    assert second["purpose"] == "continue"
+    # The continuation only paid for the rest of the reply, not the whole again.
+    SectionWriter(make_job(tmp_path / "c2"), sleep=Sleeps()).write()
+    full = sum_calls(SectionWriter(make_job(tmp_path / "c2")).journal.records())
+    assert second["completion_tokens"] < 0.6 * full["completion_tokens"]
+    assert_reconciles(job, journal(writer))
+
+
+def test_finish_length_is_continued(tmp_path):
+    job = make_job(tmp_path, [{"kind": "finish_length", "section": 2, "times": 2}])
+    writer = SectionWriter(job, sleep=Sleeps())
+    assert writer.write() == clean_text(tmp_path)
+    calls = journal(writer)
+    assert [c["finish_reason"] for c in calls] == ["length", "length", "stop"]
+    assert [c["purpose"] for c in calls] == ["write", "continue", "continue"]
+    assert_reconciles(job, calls)
+
+
+def test_real_max_tokens_limit_is_continued(tmp_path):
+    job = make_job(tmp_path, generation={"max_tokens": 200})
+    writer = SectionWriter(job, sleep=Sleeps())
+    assert writer.write() == clean_text(tmp_path)
+    assert len(journal(writer)) >= 3
+
+
+def test_insufficient_system_resource_is_retried(tmp_path):
+    job = make_job(tmp_path, [{"kind": "insufficient_system_resource", "section": 2, "times": 1}])
+    writer = SectionWriter(job, sleep=Sleeps())
+    assert writer.write() == clean_text(tmp_path)
+    calls = journal(writer)
+    assert calls[0]["finish_reason"] == "insufficient_system_resource"
+    assert calls[0]["usage_reported"] and calls[1]["purpose"] == "continue"
+
+
+def test_queued_request_with_keepalives_completes(tmp_path):
+    job = make_job(
+        tmp_path,
+        [{"kind": "queued", "section": 2, "times": 1, "duration_s": 0.3}],
+        sim={"keepalive_interval_s": 0.05},
+    )
+    writer = SectionWriter(job, sleep=Sleeps())
+    assert writer.write() == clean_text(tmp_path)
+    (call,) = journal(writer)
+    assert call["status"] == "ok" and call["duration_s"] >= 0.3
+
+
+def test_completed_calls_are_not_paid_again_after_a_failure(tmp_path):
+    """A section that failed after some completed calls replays them from the cache."""
+    job = make_job(
+        tmp_path,
+        [
+            {"kind": "finish_length", "section": 2, "times": 1},
+            {"kind": "http_500", "section": 2},
+        ],
+        retry={"max_attempts": 2},
+    )
+    with pytest.raises(SectionFailed):
+        SectionWriter(job, sleep=Sleeps()).write()
+    billed_before = ledger(job).ledger_totals()["calls"]
+    assert billed_before == 1
+    # The provider recovers; the rerun replays the completed first call and pays only the rest.
+    job = make_job(tmp_path)
+    writer = SectionWriter(job, sleep=Sleeps())
+    writer.write()
+    assert ledger(job).ledger_totals()["calls"] == billed_before + 1
+    assert [c["purpose"] for c in journal(writer)][-1] == "continue"
+
+
+def test_concurrency_limit_429_is_retried_over_loopback(tmp_path, monkeypatch):
+    """Two sections at once against a provider that accepts one open request."""
+    monkeypatch.setenv("DEEPSEEK_API_KEY", "sk-loopback-test")
+    sim = Simulator({"concurrency_limit": 1, "ttft_s": 0.2, "tokens_per_s": 4000})
+    server, port = serve(sim)
+    try:
+        jobs = [
+            make_job(
+                tmp_path,
+                number=n,
+                provider="deepseek",
+                base_url=f"http://127.0.0.1:{port}/v1",
+                retry={"max_attempts": 10, "initial_delay_s": 0.1, "max_delay_s": 0.4},
+            )
+            for n in (1, 2)
+        ]
+        writers = [
+            SectionWriter(
+                j,
+                client=make_client(j.config, j.state_root),
+                sleep=lambda s: threading.Event().wait(s),
+            )
+            for j in jobs
+        ]
+        results: list = [None, None]
+
+        def run(i):
+            results[i] = writers[i].write()
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert all(results)
+        statuses = [c["http_status"] for w in writers for c in journal(w)]
+        assert 429 in statuses
+        assert sim.ledger_totals()["calls"] == 2
+    finally:
+        server.shutdown()
