@@ -14,13 +14,15 @@ from bookgen.config import (
 )
 from bookgen.locks import LockBusy, hold_run_lock
 from bookgen.prompts import check_templates
+from bookgen.simulator import validate_config as validate_simulator_config
 from bookgen.status import failure_summary
 
 try:
     resolve_prompt_paths(config, workflow.basedir)
     check_config(config)
     check_templates(config)
-except ConfigError as err:
+    validate_simulator_config(config["simulator"])
+except (ConfigError, ValueError) as err:
     sys.exit(str(err))
 
 SECTIONS = sections_from_config(config)

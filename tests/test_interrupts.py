@@ -1,0 +1,107 @@
+"""Ctrl-C and kill -9 in the middle of a real run: nothing half-written is taken as finished,
+the next plain run generates only what is missing, and no section is paid for twice."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import time
+
+from tests.book import BIN, Book
+from tests.loopback import LoopbackSimulator
+
+# About 700 tokens a section at 350 tokens/s: ~2 s each, slow enough to interrupt mid-section.
+SLOW = {"ttft_s": 0.2, "tokens_per_s": 350, "words_factor": 0.3}
+KEY = {"DEEPSEEK_API_KEY": "sk-interrupt-test"}
+
+
+def start(book: Book) -> subprocess.Popen:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **KEY}
+    return subprocess.Popen(
+        [
+            str(BIN / "snakemake"),
+            "--cores",
+            "2",
+            "--configfile",
+            "config/config.yaml",
+            "overrides.yaml",
+        ],
+        cwd=book.path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def wait_mid_run(book: Book, proc: subprocess.Popen, finished: int = 2) -> None:
+    """Until `finished` sections are written and another one is streaming."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        done = {p.stem for p in (book.path / "output").glob("section_*.md")}
+        streaming = [
+            log
+            for log in (book.path / "output" / "logs").glob("section_*.log")
+            if log.stem not in done and "tokens so far" in log.read_text()
+        ]
+        if len(done) >= finished and streaming:
+            return
+        time.sleep(0.05)
+    raise AssertionError("no section was streaming")
+
+
+def assert_finished_sections_are_whole(book: Book) -> None:
+    for md in (book.path / "output").glob("section_*.md"):
+        text = md.read_text()
+        usage = book.json(f"output/usage/{md.stem}.json")
+        assert usage["calls"][-1]["finish_reason"] == "stop", md
+        assert text.rstrip().endswith((".", "!", "?")), md
+        assert "### Summary" in text, md
+    assert not list((book.path / "output").glob(".*.tmp")), "a temporary file was left behind"
+
+
+def assert_each_section_billed_once(sim: LoopbackSimulator) -> None:
+    reported = [e for e in sim.ledger()["entries"] if e["reported_to_client"]]
+    per_section = collections.Counter(e["section"] for e in reported)
+    assert per_section == {n: 1 for n in range(1, 12)}, per_section
+
+
+def resume(book: Book) -> None:
+    proc = book.run("--cores", "2", env=KEY)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(book.sections()) == 11
+    assert_finished_sections_are_whole(book)
+    assert book.pending() == {}
+
+
+def test_ctrl_c_mid_run_then_resume(tmp_path):
+    with LoopbackSimulator(tmp_path / "sim", SLOW) as sim:
+        book = Book(tmp_path / "book", {"provider": "deepseek", "base_url": sim.base_url})
+        proc = start(book)
+        wait_mid_run(book, proc)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=60) != 0
+        assert 2 <= len(book.sections()) < 11
+        assert_finished_sections_are_whole(book)
+        before = {p.name: p.stat().st_mtime_ns for p in (book.path / "output").glob("section_*")}
+        resume(book)
+        # Sections finished before the interrupt were kept, not rewritten.
+        after = {p.name: p.stat().st_mtime_ns for p in (book.path / "output").glob("section_*")}
+        assert all(after[name] == mtime for name, mtime in before.items())
+        assert_each_section_billed_once(sim)
+
+
+def test_kill_9_mid_run_then_plain_rerun(tmp_path):
+    with LoopbackSimulator(tmp_path / "sim", SLOW) as sim:
+        book = Book(tmp_path / "book", {"provider": "deepseek", "base_url": sim.base_url})
+        proc = start(book)
+        wait_mid_run(book, proc)
+        os.kill(proc.pid, signal.SIGKILL)  # the main process only, as `kill -9 PID` does
+        proc.wait(timeout=30)
+        assert_finished_sections_are_whole(book)
+        # No --unlock needed; orphaned jobs still running are waited for, not paid twice.
+        resume(book)
+        assert_each_section_billed_once(sim)
