@@ -84,7 +84,9 @@ class SectionWriter:
 
     # -- one request -------------------------------------------------------------------------
 
-    def _request(self, messages: list[dict[str, str]]) -> dict[str, Any]:
+    def _request(
+        self, messages: list[dict[str, str]], options: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         gen = self.config["generation"]
         req: dict[str, Any] = {
             "model": self.config["model"],
@@ -94,6 +96,7 @@ class SectionWriter:
         }
         if gen["extra_body"]:
             req["extra_body"] = gen["extra_body"]
+        req.update(options or {})
         return req
 
     def _record(self, out: CallOutcome, purpose: str, key: str, messages: list) -> dict[str, Any]:
@@ -149,9 +152,14 @@ class SectionWriter:
             paths.halt_file(self.job.state_root), {"reason": reason, "section": self.sid}
         )
 
-    def call(self, messages: list[dict[str, str]], purpose: str) -> CallOutcome:
+    def call(
+        self,
+        messages: list[dict[str, str]],
+        purpose: str,
+        request_options: dict[str, Any] | None = None,
+    ) -> CallOutcome:
         """One reply for ``messages``: from the response cache if already paid for, else the API."""
-        req = self._request(messages)
+        req = self._request(messages, request_options)
         key = request_hash(req)
         cached = self.cache.get(key)
         if cached is not None:
@@ -175,22 +183,23 @@ class SectionWriter:
 
     # -- the whole section -------------------------------------------------------------------
 
-    def write(self) -> str:
-        """Generate the section's text, continuing cut-off replies and retrying transient errors."""
-        cfg = self.config
-        base = section_messages(
-            template_text(cfg, "system"),
-            template_text(cfg, "section"),
-            cfg["book"],
-            self.job.sections,
-            self.job.section,
-        )
+    def generate(
+        self,
+        base: list[dict[str, str]],
+        purpose: str = "write",
+        request_options: dict[str, Any] | None = None,
+    ) -> str:
+        """The whole reply to ``base``: cut-off replies are continued, transient errors retried.
+
+        ``purpose`` labels the calls in the journal (``write``; continuations are
+        ``continue``); ``request_options`` adds request fields, e.g. ``response_format``.
+        """
         text = ""
         continuations = 0
-        max_cont = int(cfg["generation"]["max_continuations"])
+        max_cont = int(self.config["generation"]["max_continuations"])
         while True:
             messages = base if not text else continuation_messages(base, text)
-            out = self.call(messages, "write" if not text else "continue")
+            out = self.call(messages, purpose if not text else "continue", request_options)
             if out.error_kind == "fatal":
                 self._halt_run(f"section {self.sid} got {out.error}")
                 raise SectionFailed(redact(out.error, self.secrets) or "fatal error")
@@ -207,7 +216,7 @@ class SectionWriter:
                 self.sleep(delay)
                 continue
             if out.finish_reason == "stop":
-                break
+                return text
             if out.finish_reason == "length":
                 continuations += 1
                 if continuations > max_cont:
@@ -226,7 +235,18 @@ class SectionWriter:
                     "content_filter); rephrase the section's title or key points, then rerun"
                 )
             raise SectionFailed(f"unexpected finish_reason {out.finish_reason!r}")
-        return text.strip() + "\n"
+
+    def write(self) -> str:
+        """Generate the section's Markdown from the shared book context and its task."""
+        cfg = self.config
+        base = section_messages(
+            template_text(cfg, "system"),
+            template_text(cfg, "section"),
+            cfg["book"],
+            self.job.sections,
+            self.job.section,
+        )
+        return self.generate(base).strip() + "\n"
 
     def usage_document(self, text: str, wall_time_s: float) -> dict[str, Any]:
         """The section's usage file: every call ever made for it, with totals."""
