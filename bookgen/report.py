@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bookgen.pricing import sum_costs
 from bookgen.usage import TOKEN_FIELDS, validate
 
 SUMMED = (
@@ -24,10 +25,6 @@ SUMMED = (
     "failed_calls",
 )
 COSTS = ("cost_usd", "estimated_cost_usd", "failed_cost_usd")
-
-
-def _sum_optional(values: list[float | None]) -> float | None:
-    return None if any(v is None for v in values) else round(sum(values), 8)  # type: ignore[arg-type]
 
 
 def build_cost_report(usage_docs: list[dict[str, Any]], book_title: str) -> dict[str, Any]:
@@ -56,7 +53,7 @@ def build_cost_report(usage_docs: list[dict[str, Any]], book_title: str) -> dict
                 rates = dict(call["rates"])
                 price_table.setdefault(call["model"], {})[rates.pop("period")] = rates
     totals: dict[str, Any] = {k: sum(s[k] for s in sections) for k in SUMMED}
-    totals.update({k: _sum_optional([s[k] for s in sections]) for k in COSTS})
+    totals.update({k: sum_costs([s[k] for s in sections]) for k in COSTS})
     totals["sections"] = len(sections)
     totals["words"] = sum(s["words"] for s in sections)
     totals["api_time_s"] = round(sum(s["api_time_s"] for s in sections), 3)
@@ -101,8 +98,12 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"model(s): {', '.join(report['models'])}",
         "",
         f"**Total: {_usd(t['cost_usd'])}** for {t['sections']} sections, {t['words']:,} words, "
-        f"{t['calls']} API calls ({t['failed_calls']} failed, costing "
-        f"{_usd(t['failed_cost_usd'])}).",
+        f"{t['calls']} API calls"
+        + (
+            f" ({t['failed_calls']} failed, costing {_usd(t['failed_cost_usd'])})."
+            if t["failed_calls"]
+            else "."
+        ),
         "",
     ]
     for w in report["warnings"]:

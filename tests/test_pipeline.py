@@ -27,6 +27,7 @@ def built(tmp_path_factory) -> Book:
     assert all("Missing output files" in before[s] for s in ALL_SECTIONS)
     proc = book.run("--cores", "2")
     assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "SIMULATED" in proc.stderr
     return book
 
 
@@ -174,6 +175,21 @@ def test_transient_errors_are_retried_within_the_job(tmp_path):
     usage = book.json("output/usage/section_02.json")
     assert [c["status"] for c in usage["calls"]] == ["failed", "failed", "ok"]
     assert usage["calls"][0]["http_status"] == 503
+
+
+def test_rejected_key_stops_the_run_without_burning_calls(tmp_path):
+    book = Book(tmp_path / "badkey", {"simulator": {"faults": [{"kind": "http_401"}]}})
+    proc = book.run("--cores", "2")
+    assert proc.returncode != 0
+    assert "API key was rejected" in proc.stderr
+    calls = [
+        line
+        for path in (book.path / ".bookgen" / "calls").glob("*.jsonl")
+        for line in path.read_text().splitlines()
+    ]
+    assert 1 <= len(calls) <= 2  # at most the sections already in flight at --cores 2
+    assert "run was stopped because" in proc.stderr
+    assert book.sections() == []
 
 
 def test_missing_api_key_stops_before_any_job(tmp_path):
