@@ -68,6 +68,13 @@ def on_start(workflow):
     except LockBusy as err:
         sys.exit(str(err))
     paths.halt_file().unlink(missing_ok=True)
+    if writes_sections and config["provider"] == "simulator":
+        print(
+            "bookgen: provider=simulator: sections are SIMULATED offline by bookgen's built-in "
+            f"simulator (no API calls, nothing billed); costs show what {config['model']} "
+            "would charge for these tokens.",
+            file=sys.stderr,
+        )
 
 
 def on_error():
