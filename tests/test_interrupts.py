@@ -12,8 +12,8 @@ import time
 from tests.book import BIN, Book
 from tests.loopback import LoopbackSimulator
 
-# About 700 tokens a section at 350 tokens/s: ~2 s each, slow enough to interrupt mid-section.
-SLOW = {"ttft_s": 0.2, "tokens_per_s": 350, "words_factor": 0.3}
+# About 450 tokens a section at 400 tokens/s: ~1.3 s each, slow enough to interrupt mid-section.
+SLOW = {"ttft_s": 0.2, "tokens_per_s": 400, "words_factor": 0.2}
 KEY = {"DEEPSEEK_API_KEY": "sk-interrupt-test"}
 
 
