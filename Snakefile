@@ -20,6 +20,7 @@ validate(config, "bookgen/schemas/config.schema.yaml")
 include: "rules/common.smk"
 include: "rules/sections.smk"
 include: "rules/reports.smk"
+include: "rules/book.smk"
 
 
 onstart:
@@ -35,4 +36,5 @@ rule all:
         section_files(),
         "output/cost_report.json",
         "output/cost_report.md",
+        book_files(),
     default_target: True

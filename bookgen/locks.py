@@ -53,3 +53,19 @@ def section_lock(sid: str, root: Path = paths.STATE, on_wait=None) -> Iterator[N
         yield
     finally:
         os.close(fd)
+
+
+def section_busy(sid: str, root: Path = paths.STATE) -> bool:
+    """True while a live process holds the section's lock (it is being written right now)."""
+    path = root / "locks" / f"section_{sid}.lock"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False

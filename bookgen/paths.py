@@ -34,6 +34,11 @@ def section_log(sid: str) -> Path:
     return OUTPUT / "logs" / f"section_{sid}.log"
 
 
+def book_file(fmt: str) -> Path:
+    """The assembled book: ``md``, or a format converted from it (``html``, ``epub``, ``pdf``)."""
+    return OUTPUT / f"book.{fmt}"
+
+
 def calls_journal(sid: str, root: Path = STATE) -> Path:
     """Append-only record of every API call made for a section, kept across failed attempts."""
     return root / "calls" / f"section_{sid}.jsonl"

@@ -14,6 +14,7 @@ from typing import Any
 import openai
 
 from bookgen import paths
+from bookgen.budget import BudgetReached, book_spending, check_budget, progress_line
 from bookgen.client import CallOutcome, make_client, stream_call
 from bookgen.config import Section, template_text
 from bookgen.fsutil import atomic_write_json, atomic_write_text
@@ -166,6 +167,10 @@ class SectionWriter:
             self.log.line(f"{purpose}: reply replayed from the response cache (already paid for)")
             return CallOutcome(text=cached["text"], finish_reason=cached["finish_reason"])
         self._check_halt()
+        try:
+            check_budget(self.config, req, self.job.state_root)
+        except BudgetReached as e:
+            raise SectionFailed(str(e)) from None
         self.calls_made += 1
         label = f"call {self.calls_made} ({purpose})"
         self.log.line(f"{label}: requesting {self.config['model']}")
@@ -292,6 +297,9 @@ def run_section_job(job: SectionJob) -> None:
             f"done: {doc['words']:,} words, {t['calls']} call(s), "
             f"{t['completion_tokens']:,} output tokens, cost {cost}"
         )
+        done = sum(paths.section_md(s.id).exists() for s in job.sections)
+        spent = book_spending(job.state_root)
+        print(progress_line(job.section.id, done, len(job.sections), spent), flush=True)
     except SectionFailed as e:
         writer.log.line(f"FAILED: {e}")
         atomic_write_json(

@@ -1,16 +1,209 @@
-"""What state the book is in, read from files only (never the API)."""
+"""What state the book is in, read from files only (never the API).
+
+``bookgen status`` shows one row per section: its state (done, pending, failed, flagged by
+quality control, or running), words, what it has cost so far (every journaled call, failed
+attempts included) and its time; then the totals.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from bookgen import paths
+from bookgen.budget import journal_calls, spending
+from bookgen.config import Section, book_fingerprint, section_fingerprint
+from bookgen.locks import section_busy
+
+BUDGET_PREFIX = "budget reached"
+
+
+@dataclass
+class SectionState:
+    """One section as the files on disk describe it."""
+
+    id: str
+    title: str
+    target_words: int
+    state: str  # done | flagged | pending | failed | running
+    detail: str  # why pending or failed, what QC flagged
+    words: int | None
+    calls: int
+    failed_calls: int
+    cost_usd: float | None
+    api_time_s: float
+    wall_time_s: float | None
+    usage: dict[str, Any] | None  # the section's usage file while it is current
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("usage")
+        return out
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def qc_flags(usage: dict[str, Any]) -> list[str]:
+    """What quality control flagged in a usage file (``qc``: a verdict and per-check results)."""
+    qc = usage.get("qc") or usage.get("quality") or {}
+    if not isinstance(qc, dict):
+        return []
+    checks = qc.get("checks") or {}
+    items = checks.items() if isinstance(checks, dict) else enumerate(checks)
+    failed = [
+        str(c.get("name", name))
+        for name, c in items
+        if isinstance(c, dict) and (c.get("passed") is False or c.get("ok") is False)
+    ]
+    flagged = qc.get("flagged") is True or qc.get("passed") is False
+    if str(qc.get("verdict", qc.get("status", ""))).lower() in {"flagged", "warn", "failed"}:
+        flagged = True
+    if failed or flagged:
+        return failed or ["quality control"]
+    return []
+
+
+def short_error(error: str, limit: int = 100) -> str:
+    """A failure reason short enough for a table row (the budget's advice is said once)."""
+    if error.startswith(BUDGET_PREFIX):
+        error = error.split(" (", 1)[0]
+    return error if len(error) <= limit else error[: limit - 1] + "…"
+
+
+def _changed_parts(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    return [k for k in new if old.get(k) != new[k]]
+
+
+def section_states(
+    config: dict[str, Any], sections: list[Section], state_root: Path = paths.STATE
+) -> list[SectionState]:
+    """Every section's state, from its files: output, usage file, journal, failure note, lock.
+
+    A written section whose fingerprint (what determines its text) no longer matches the config
+    is pending: Snakemake will regenerate it.
+    """
+    shared = book_fingerprint(config)
+    journals = journal_calls(state_root)
+    out = []
+    for s in sections:
+        calls = journals.get(s.id, [])
+        spent = spending(calls)
+        usage = _read_json(paths.section_usage(s.id)) if paths.section_md(s.id).exists() else None
+        note = _read_json(paths.failure_note(s.id, state_root))
+        state, detail = "pending", "not written yet"
+        if usage is not None:
+            changed = _changed_parts(usage.get("fingerprint", {}), section_fingerprint(shared, s))
+            if changed:
+                state, detail = "pending", f"{', '.join(changed)} changed"
+                usage = None
+            else:
+                flags = qc_flags(usage)
+                state, detail = ("flagged", "QC: " + ", ".join(flags)) if flags else ("done", "")
+        elif note is not None:
+            state, detail = "failed", short_error(str(note.get("error", "see its log")))
+        if section_busy(s.id, state_root):
+            state, detail = "running", "being written now"
+        out.append(
+            SectionState(
+                id=s.id,
+                title=s.title,
+                target_words=s.words,
+                state=state,
+                detail=detail,
+                words=usage["words"] if usage else None,
+                calls=spent.calls,
+                failed_calls=spent.failed_calls,
+                cost_usd=spent.cost_usd,
+                api_time_s=round(sum(c["duration_s"] for c in calls), 3),
+                wall_time_s=usage["wall_time_s"] if usage else None,
+                usage=usage,
+            )
+        )
+    return out
+
+
+def _usd(v: float | None) -> str:
+    return "unknown" if v is None else f"${v:.4f}"
+
+
+def _sum_costs(states: list[SectionState]) -> float | None:
+    costs = [s.cost_usd for s in states]
+    return None if any(c is None for c in costs) else sum(c for c in costs if c is not None)
+
+
+def status_report(config: dict[str, Any], states: list[SectionState]) -> dict[str, Any]:
+    """The status as data (``bookgen status --json``)."""
+    counts: dict[str, int] = {}
+    for s in states:
+        counts[s.state] = counts.get(s.state, 0) + 1
+    return {
+        "book_title": config["book"]["title"],
+        "model": config["model"],
+        "budget_usd": config.get("budget_usd"),
+        "counts": counts,
+        "sections": [s.as_dict() for s in states],
+        "totals": {
+            "sections": len(states),
+            "words": sum(s.words or 0 for s in states),
+            "calls": sum(s.calls for s in states),
+            "failed_calls": sum(s.failed_calls for s in states),
+            "cost_usd": _sum_costs(states),
+            "api_time_s": round(sum(s.api_time_s for s in states), 3),
+            "wall_time_s": round(sum(s.wall_time_s or 0 for s in states), 3),
+        },
+    }
+
+
+def render_status(report: dict[str, Any]) -> str:
+    """A plain-text table for the terminal."""
+    rows = [("Section", "State", "Words", "Cost", "Calls", "Time", "Title / detail")]
+    for s in report["sections"]:
+        words = f"{s['words']:,}" if s["words"] is not None else "–"
+        wall = f"{s['wall_time_s']:.1f} s" if s["wall_time_s"] is not None else "–"
+        calls = f"{s['calls']}" + (f" ({s['failed_calls']} failed)" if s["failed_calls"] else "")
+        note = s["title"] + (f" — {s['detail']}" if s["state"] != "done" else "")
+        rows.append((s["id"], s["state"], words, _usd(s["cost_usd"]), calls, wall, note))
+    t = report["totals"]
+    rows.append(
+        (
+            "Total",
+            f"{report['counts'].get('done', 0) + report['counts'].get('flagged', 0)}"
+            f"/{t['sections']} written",
+            f"{t['words']:,}",
+            _usd(t["cost_usd"]),
+            f"{t['calls']}" + (f" ({t['failed_calls']} failed)" if t["failed_calls"] else ""),
+            f"{t['wall_time_s']:.1f} s",
+            f"API time {t['api_time_s']:.1f} s",
+        )
+    )
+    widths = [max(len(r[i]) for r in rows) for i in range(6)]
+    lines = [f"bookgen status: {report['book_title']} ({report['model']})"]
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(report["counts"].items()))
+    lines.append(f"{t['sections']} sections: {counts}")
+    for i, r in enumerate(rows):
+        cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1])]
+        cells += [c.rjust(w) for c, w in zip(r[2:6], widths[2:6], strict=True)]
+        lines.append("  ".join([*cells, r[6]]).rstrip())
+        if i == 0 or i == len(rows) - 2:
+            lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 14)
+    budget = report["budget_usd"]
+    if budget is not None and t["cost_usd"] is not None:
+        lines.append(f"Budget: ${t['cost_usd']:.4f} of ${budget:.4f} spent.")
+    lines.append("Costs include failed attempts; time is each section's job time, summed.")
+    return "\n".join(lines) + "\n"
 
 
 def failure_summary(section_ids: list[str], state_root: Path = paths.STATE) -> str:
     """One line per section that failed and has no finished file, with the reason."""
     lines = []
+    budget_message = None
     for sid in section_ids:
         note = paths.failure_note(sid, state_root)
         if not note.exists() or paths.section_md(sid).exists():
@@ -19,12 +212,16 @@ def failure_summary(section_ids: list[str], state_root: Path = paths.STATE) -> s
             error = json.loads(note.read_text(encoding="utf-8"))["error"]
         except (OSError, ValueError, KeyError):
             error = "see its log"
+        if error.startswith(BUDGET_PREFIX):
+            budget_message = error
+            error = short_error(error, limit=len(error))
         lines.append(f"  section_{sid}: {error} (log: {paths.section_log(sid)})")
     if not lines:
         return ""
     return (
         f"bookgen: {len(lines)} section(s) failed:\n"
         + "\n".join(lines)
+        + (f"\n{budget_message}" if budget_message else "")
         + "\nThe other sections are kept. Fix the cause if needed and run the same command "
         "again: only the missing sections are generated."
     )

@@ -3,6 +3,7 @@
 import sys
 
 from bookgen import paths
+from bookgen.budget import check_budget_config, exhausted_message
 from bookgen.config import (
     ConfigError,
     book_fingerprint,
@@ -21,6 +22,7 @@ try:
     resolve_prompt_paths(config, workflow.basedir)
     check_config(config)
     check_templates(config)
+    check_budget_config(config)
     validate_simulator_config(config["simulator"])
 except (ConfigError, ValueError) as err:
     sys.exit(str(err))
@@ -42,6 +44,11 @@ def usage_files():
     return [str(paths.section_usage(s.id)) for s in SECTIONS]
 
 
+def book_files():
+    """book.md and the formats the config asks for by default (`formats`)."""
+    return [str(paths.book_file(f)) for f in ("md", *config["formats"])]
+
+
 def fingerprint(part):
     """A params function: one part of what determines a section's text (see bookgen.config)."""
 
@@ -61,6 +68,8 @@ def on_start(workflow):
     """Before any job: stop if a section needs the API and no key is set; clear old halts."""
     writes_sections = any(j.rule.name == "section" for j in workflow.dag.needrun_jobs())
     message = missing_api_key_message(config) if writes_sections else None
+    if writes_sections and not message:
+        message = exhausted_message(config, SECTIONS)
     if message:
         sys.exit(message)
     try:

@@ -10,7 +10,9 @@ rule cost_report:
         usage_files(),
     output:
         json="output/cost_report.json",
-        md="output/cost_report.md",
+        md=report(
+            "output/cost_report.md", caption="../report/cost.rst", category="Costs"
+        ),
     log:
         "output/logs/cost_report.log",
     params:

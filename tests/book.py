@@ -15,7 +15,7 @@ import yaml
 
 from tests.conftest import REPO
 
-WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "config", "profiles", "bookgen")
+WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "config", "profiles", "bookgen", "report")
 BIN = Path(sys.executable).parent
 FAST = {"retry": {"initial_delay_s": 0.01, "max_delay_s": 0.05, "max_attempts": 3}}
 
@@ -61,6 +61,12 @@ class Book:
         return subprocess.run(
             cmd, cwd=self.path, env=full_env, capture_output=True, text=True, timeout=timeout
         )
+
+    def bookgen(self, *args: str) -> subprocess.CompletedProcess:
+        """The ``bookgen`` console command in this book, with the same config as ``run``."""
+        cmd = [str(BIN / "bookgen"), *args, "--configfile", "config/config.yaml", "overrides.yaml"]
+        env = {k: v for k, v in os.environ.items() if k != "DEEPSEEK_API_KEY"}
+        return subprocess.run(cmd, cwd=self.path, env=env, capture_output=True, text=True)
 
     def pending(self, *targets: str) -> dict[str, str]:
         """Jobs a dry run would execute: ``{rule_or_section: reason}``."""

@@ -1,0 +1,143 @@
+"""The ``bookgen`` command: ``estimate`` and ``status`` for a book directory.
+
+Both read the config the way ``snakemake`` does (``config/config.yaml``, then each
+``--configfile``, then ``--config key=value``), validate it the same way, and look only at the
+files: they never call the API and need no key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bookgen.config import CONFIG_SCHEMA, ConfigError
+
+DEFAULT_CONFIG = Path("config/config.yaml")
+PROFILE = Path("profiles/default/config.yaml")
+
+
+def load_book_config(configfiles: list[str], overrides: list[str]) -> dict[str, Any]:
+    """The validated config of the book in the working directory, as a run would see it."""
+    from snakemake.cli import parse_config
+    from snakemake.utils import update_config, validate
+
+    from bookgen.budget import check_budget_config
+    from bookgen.config import check_config, resolve_prompt_paths
+    from bookgen.prompts import check_templates
+
+    files = [DEFAULT_CONFIG, *(Path(f) for f in configfiles)]
+    config: dict[str, Any] = {}
+    for path in dict.fromkeys(files):
+        if not path.is_file():
+            raise ConfigError(
+                f"config file {str(path)!r} not found in {os.getcwd()}: run bookgen in the book's "
+                "directory or pass it with --directory"
+            )
+        update_config(config, yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    try:
+        update_config(config, parse_config(overrides))
+        validate(config, str(CONFIG_SCHEMA))
+    except Exception as e:  # snakemake's WorkflowError / ValueError carry the field and value
+        raise ConfigError(f"config error: {e}") from None
+    resolve_prompt_paths(config, Path.cwd())
+    check_config(config)
+    check_templates(config)
+    check_budget_config(config)
+    return config
+
+
+def profile_defaults() -> tuple[int, int | None]:
+    """``cores`` and the ``api`` resource cap from the workflow profile, if there is one."""
+    try:
+        profile = yaml.safe_load(PROFILE.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        return 1, None
+    api = (profile.get("resources") or {}).get("api")
+    return int(profile.get("cores", 1)), int(api) if api else None
+
+
+def cmd_estimate(args: argparse.Namespace, config: dict[str, Any]) -> str:
+    from bookgen.config import sections_from_config
+    from bookgen.estimate import estimate_book, render_estimate
+    from bookgen.status import section_states
+
+    sections = sections_from_config(config)
+    cores, api = profile_defaults()
+    est = estimate_book(
+        config, sections, section_states(config, sections), args.cores or cores, api
+    )
+    return json.dumps(est, indent=2) + "\n" if args.json else render_estimate(est)
+
+
+def cmd_status(args: argparse.Namespace, config: dict[str, Any]) -> str:
+    from bookgen.config import sections_from_config
+    from bookgen.status import render_status, section_states, status_report
+
+    sections = sections_from_config(config)
+    report = status_report(config, section_states(config, sections))
+    return json.dumps(report, indent=2) + "\n" if args.json else render_status(report)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bookgen",
+        description="Look at a bookgen book without calling the API. Writing it is "
+        "`snakemake --cores 2` (see README.md).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-d", "--directory", default=".", help="the book's directory")
+    common.add_argument(
+        "--configfile", nargs="+", default=[], help="config files layered over config.yaml"
+    )
+    common.add_argument(
+        "--config", nargs="+", default=[], metavar="KEY=VALUE", help="like snakemake --config"
+    )
+    common.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    est = sub.add_parser(
+        "estimate",
+        parents=[common],
+        help="tokens, cost and time of the pending sections",
+        description="Expected tokens, cost (low-high, peak vs off-peak) and wall time of the "
+        "sections still pending, from the outline and from the finished sections.",
+    )
+    est.add_argument("--cores", type=int, help="sections at a time (default: the profile's)")
+    est.set_defaults(func=cmd_estimate)
+    st = sub.add_parser(
+        "status",
+        parents=[common],
+        help="state, words, cost and time of every section",
+        description="Every section's state (done / pending / failed / flagged / running), "
+        "words, cost so far and time, with totals. Reads only files.",
+    )
+    st.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "estimate" and args.cores is not None and args.cores < 1:
+        print("bookgen: --cores must be 1 or more", file=sys.stderr)
+        return 2
+    try:
+        os.chdir(args.directory)
+    except OSError as e:
+        print(f"bookgen: cannot enter the book directory {args.directory!r}: {e}", file=sys.stderr)
+        return 2
+    try:
+        config = load_book_config(args.configfile, args.config)
+    except ConfigError as e:
+        print(f"bookgen: {e}", file=sys.stderr)
+        return 2
+    sys.stdout.write(args.func(args, config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,378 @@
+"""What the pending sections will cost and how long they will take, before any money is spent.
+
+From the outline alone, a section of ``words`` target words is expected to produce
+``words x completion_per_word`` output tokens (reasoning included), split into calls of at
+most ``generation.max_tokens``; its input is the real prompt bookgen would send, counted with
+``bookgen.tokens``, plus the text so far for each continuation; the shared system prompt is
+expected to be a prefix-cache hit after the first call. Once sections are finished, their
+measured tokens per target word, input size, cache-hit share, tokens per second and job
+overhead replace those defaults. Reads only files and the config; never calls the API.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from bookgen.budget import (
+    MESSAGE_OVERHEAD_TOKENS,
+    book_spending,
+    highest_rates,
+    prompt_tokens,
+    spending,
+    worst_case_usd,
+)
+from bookgen.config import Section, template_text
+from bookgen.pricing import Rates, cost_usd, rates_for
+from bookgen.prompts import CONTINUE_PROMPT, section_messages
+from bookgen.status import SectionState
+from bookgen.tokens import count_tokens
+
+CACHE_UNIT_TOKENS = 64  # DeepSeek caches whole 64-token units of an identical prefix
+RUN_OVERHEAD_S = 3.0  # snakemake start-up, DAG and the report rules, per run
+PROCESS_START_S = 0.7  # a section job's interpreter start and imports, outside its own clock
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    """The per-section model behind an estimate; ``source`` says where the numbers come from."""
+
+    completion_per_word: float = 1.4  # output tokens per target word (English prose, BPE)
+    prompt_scale: float = 1.0  # measured input tokens / bookgen's count of the same prompts
+    hit_share: float | None = None  # measured share of input billed as cache hits
+    tokens_per_s: float = 40.0  # output speed of one request (math.inf: instant)
+    ttft_s: float = 2.0  # seconds to the first token, per call
+    job_overhead_s: float = 1.0  # per section job, outside the API calls
+    source: str = "outline targets and default rates"
+
+
+@dataclass
+class SectionEstimate:
+    id: str
+    title: str
+    target_words: int
+    calls: int
+    prompt_tokens: int
+    prompt_cache_hit_tokens: int
+    completion_tokens: int
+    cost_usd: float | None  # at the rates in force now
+    api_time_s: float
+    job_time_s: float
+
+
+def default_assumptions(config: dict[str, Any]) -> Assumptions:
+    """Defaults; for the offline simulator its own configured speed and length."""
+    if config["provider"] != "simulator":
+        return Assumptions()
+    sim = config.get("simulator") or {}
+    tps = sim.get("tokens_per_s") or math.inf
+    factor = float(sim.get("words_factor", 1.0))
+    return Assumptions(
+        completion_per_word=1.45 * factor,
+        tokens_per_s=tps,
+        ttft_s=float(sim.get("ttft_s", 0.0)),
+        job_overhead_s=PROCESS_START_S + 0.2,
+        source="outline targets and the simulator's settings",
+    )
+
+
+def base_messages(config: dict[str, Any], sections: list[Section], section: Section) -> list:
+    return section_messages(
+        template_text(config, "system"),
+        template_text(config, "section"),
+        config["book"],
+        sections,
+        section,
+    )
+
+
+def predict_calls(
+    config: dict[str, Any], base_prompt: int, completion: int, a: Assumptions
+) -> list[tuple[int, int]]:
+    """``(input, output)`` tokens of each call for a reply of ``completion`` tokens."""
+    max_tokens = int(config["generation"]["max_tokens"])
+    n = max(1, math.ceil(completion / max_tokens))
+    continuation = count_tokens(CONTINUE_PROMPT) + 2 * MESSAGE_OVERHEAD_TOKENS
+    calls = []
+    for k in range(n):
+        prompt = base_prompt + (k * max_tokens + continuation if k else 0)
+        out = min(max_tokens, completion - k * max_tokens)
+        calls.append((round(prompt * a.prompt_scale), out))
+    return calls
+
+
+def _cost(rates: Rates | None, prompt: int, hits: int, completion: int) -> float | None:
+    return cost_usd(rates, hits, prompt - hits, completion)
+
+
+def estimate_section(
+    config: dict[str, Any],
+    sections: list[Section],
+    section: Section,
+    a: Assumptions,
+    first_in_book: bool,
+    rates: Rates | None,
+) -> SectionEstimate:
+    messages = base_messages(config, sections, section)
+    system_tokens = count_tokens(messages[0]["content"]) + MESSAGE_OVERHEAD_TOKENS
+    completion = max(1, round(section.words * a.completion_per_word))
+    calls = predict_calls(config, prompt_tokens(messages), completion, a)
+    prompt = sum(p for p, _ in calls)
+    if a.hit_share is not None:
+        hits = round(prompt * a.hit_share)
+    else:
+        cached = (system_tokens // CACHE_UNIT_TOKENS) * CACHE_UNIT_TOKENS
+        hits = cached * (len(calls) - (1 if first_in_book else 0))
+    api = sum(a.ttft_s + out / a.tokens_per_s for _, out in calls)
+    return SectionEstimate(
+        id=section.id,
+        title=section.title,
+        target_words=section.words,
+        calls=len(calls),
+        prompt_tokens=prompt,
+        prompt_cache_hit_tokens=hits,
+        completion_tokens=completion,
+        cost_usd=_cost(rates, prompt, hits, completion),
+        api_time_s=round(api, 3),
+        job_time_s=round(api + a.job_overhead_s, 3),
+    )
+
+
+def measured_assumptions(
+    config: dict[str, Any], sections: list[Section], finished: list[SectionState]
+) -> Assumptions:
+    """Assumptions fitted to finished sections (their usage files), or the defaults."""
+    a = default_assumptions(config)
+    docs = [s.usage for s in finished if s.usage is not None]
+    if not docs:
+        return a
+    by_id = {s.id: s for s in sections}
+    calls = [c for d in docs for c in d["calls"]]
+    completion = sum(c["completion_tokens"] + c["estimated_completion_tokens"] for c in calls)
+    prompt = sum(c["prompt_tokens"] + c["estimated_prompt_tokens"] for c in calls)
+    hits = sum(c["prompt_cache_hit_tokens"] for c in calls)
+    duration = sum(c["duration_s"] for c in calls)
+    words = sum(by_id[d["section"]].words for d in docs)
+    predicted_prompt = 0
+    for d in docs:
+        s = by_id[d["section"]]
+        base = prompt_tokens(base_messages(config, sections, s))
+        out = sum(c["completion_tokens"] + c["estimated_completion_tokens"] for c in d["calls"])
+        predicted_prompt += sum(p for p, _ in predict_calls(config, base, max(out, 1), a))
+    overhead = sum(max(0.0, d["wall_time_s"] - d["totals"]["duration_s"]) for d in docs)
+    return replace(
+        a,
+        completion_per_word=completion / words if words else a.completion_per_word,
+        prompt_scale=prompt / predicted_prompt if predicted_prompt else a.prompt_scale,
+        hit_share=hits / prompt if prompt else None,
+        tokens_per_s=completion / duration if duration > 0 else math.inf,
+        ttft_s=0.0,  # folded into the measured tokens per second
+        job_overhead_s=PROCESS_START_S + overhead / len(docs),
+        source=f"the measured tokens and times of {len(docs)} finished section(s)",
+    )
+
+
+def makespan(durations: list[float], slots: int) -> float:
+    """Wall time of jobs run longest first on ``slots`` parallel workers."""
+    workers = [0.0] * max(1, slots)
+    for d in sorted(durations, reverse=True):
+        heapq.heapreplace(workers, workers[0] + d)
+    return max(workers)
+
+
+def estimate_book(
+    config: dict[str, Any],
+    sections: list[Section],
+    states: list[SectionState],
+    cores: int,
+    api_slots: int | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The estimate for every pending section, with totals, a cost range and wall time."""
+    now = now or datetime.now(UTC)
+    finished = [s for s in states if s.state in ("done", "flagged")]
+    pending_ids = {s.id for s in states if s.state not in ("done", "flagged")}
+    a = measured_assumptions(config, sections, finished)
+    prices, model = config["prices"], config["model"]
+    rates_now = rates_for(prices, model, now)
+    period_rates = _period_rates(prices, model)
+    rows: list[SectionEstimate] = []
+    for s in sections:
+        if s.id in pending_ids:
+            first = not finished and not rows
+            rows.append(estimate_section(config, sections, s, a, first, rates_now))
+    prompt = sum(r.prompt_tokens for r in rows)
+    hits = sum(r.prompt_cache_hit_tokens for r in rows)
+    completion = sum(r.completion_tokens for r in rows)
+    by_period = {p: _cost(r, prompt, hits, completion) for p, r in period_rates.items()}
+    low = min((c for c in by_period.values() if c is not None), default=None)
+    high = _cost(highest_rates(prices, model), prompt, 0, completion)
+    slots = min(cores, api_slots or cores)
+    wall = makespan([r.job_time_s for r in rows], slots) + RUN_OVERHEAD_S if rows else 0.0
+    spent = book_spending()
+    worst_call = None
+    if rows:
+        request = {
+            "model": model,
+            "messages": base_messages(
+                config, sections, next(s for s in sections if s.id in pending_ids)
+            ),
+            "max_tokens": config["generation"]["max_tokens"],
+        }
+        worst_call = worst_case_usd(config, request)
+    return {
+        "book_title": config["book"]["title"],
+        "model": model,
+        "provider": config["provider"],
+        "assumptions": {k: _finite(v) for k, v in asdict(a).items()},
+        "pending": [asdict(r) for r in rows],
+        "totals": {
+            "sections": len(rows),
+            "calls": sum(r.calls for r in rows),
+            "prompt_tokens": prompt,
+            "prompt_cache_hit_tokens": hits,
+            "completion_tokens": completion,
+            "cost_usd": {
+                "expected": _cost(rates_now, prompt, hits, completion),
+                "period_now": rates_now.period if rates_now else None,
+                "low": low,
+                "high": high,
+                "by_period": by_period,
+            },
+            "api_time_s": round(sum(r.api_time_s for r in rows), 3),
+            "wall_time_s": round(wall, 1),
+            "cores": cores,
+            "parallel": slots,
+        },
+        "spent": {"cost_usd": spent.cost_usd, "calls": spent.calls, "tokens": spent.tokens},
+        "finished": _check_against_outline(config, sections, finished),
+        "budget_usd": config.get("budget_usd"),
+        "worst_case_call_usd": worst_call,
+    }
+
+
+def _finite(v: Any) -> Any:
+    return None if isinstance(v, float) and math.isinf(v) else v
+
+
+def _period_rates(prices: dict[str, Any], model: str) -> dict[str, Rates]:
+    entry = prices.get(model)
+    if entry is None:
+        return {}
+    if not entry.get("peak"):
+        return {"standard": Rates(entry["cache_hit"], entry["cache_miss"], entry["output"], "")}
+    p = entry["peak"]
+    return {
+        "off-peak": Rates(entry["cache_hit"], entry["cache_miss"], entry["output"], "off-peak"),
+        "peak": Rates(p["cache_hit"], p["cache_miss"], p["output"], "peak"),
+    }
+
+
+def _check_against_outline(
+    config: dict[str, Any], sections: list[Section], finished: list[SectionState]
+) -> dict[str, Any] | None:
+    """For finished sections: the outline-only estimate (at the rates they were billed at)
+    next to what they cost, so users see how far the defaults are from their model."""
+    docs = [s.usage for s in finished if s.usage is not None]
+    if not docs:
+        return None
+    by_id = {s.id: s for s in sections}
+    a = default_assumptions(config)
+    estimated: float | None = 0.0
+    for i, d in enumerate(docs):
+        billed = next((c["rates"] for c in d["calls"] if c.get("rates")), None)
+        rates = Rates(**billed) if billed else None
+        e = estimate_section(config, sections, by_id[d["section"]], a, i == 0, rates)
+        estimated = None if estimated is None or e.cost_usd is None else estimated + e.cost_usd
+    actual = spending([c for d in docs for c in d["calls"]]).cost_usd
+    ratio = actual / estimated - 1 if actual is not None and estimated else None
+    return {
+        "sections": len(docs),
+        "outline_estimate_usd": estimated,
+        "actual_usd": actual,
+        "difference": ratio,
+    }
+
+
+def _usd(v: float | None) -> str:
+    return "unknown" if v is None else f"${v:.4f}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def render_estimate(est: dict[str, Any]) -> str:
+    """The estimate as text for the terminal."""
+    t, a = est["totals"], est["assumptions"]
+    lines = [f"bookgen estimate: {est['book_title']} ({est['model']} via {est['provider']})"]
+    if not est["pending"]:
+        lines.append("Nothing pending: every section is written.")
+    else:
+        lines += [
+            f"{t['sections']} section(s) pending; estimated from {a['source']}.",
+            "",
+            "Section  Words  Calls  Input tokens  Output tokens  Cost (now)  API time",
+        ]
+        for r in est["pending"]:
+            lines.append(
+                f"{r['id']:<7} {r['target_words']:>6,} {r['calls']:>6} {r['prompt_tokens']:>13,} "
+                f"{r['completion_tokens']:>14,} {_usd(r['cost_usd']):>11} "
+                f"{r['api_time_s']:>7.0f} s"
+            )
+        c = t["cost_usd"]
+        periods = ", ".join(f"{p} {_usd(v)}" for p, v in c["by_period"].items())
+        lines += [
+            "",
+            f"Input:  {t['prompt_tokens']:,} tokens ({t['prompt_cache_hit_tokens']:,} expected "
+            f"prefix-cache hits) in {t['calls']} call(s)",
+            f"Output: {t['completion_tokens']:,} tokens",
+            f"Cost:   {_usd(c['expected'])} expected now ({c['period_now'] or 'no price'}); "
+            f"range {_usd(c['low'])} – {_usd(c['high'])} (low: cheapest period with cache hits; "
+            "high: highest rates, no cache hits)",
+        ]
+        if periods:
+            lines.append(f"        by period: {periods}")
+        lines.append(
+            f"Time:   about {_duration(t['wall_time_s'])} at --cores {t['cores']} "
+            f"({t['parallel']} section(s) at a time); {_duration(t['api_time_s'])} of API time"
+        )
+        tps = a["tokens_per_s"]
+        lines.append(
+            f"Assumed: {a['completion_per_word']:.2f} output tokens per target word, "
+            + ("instant replies" if tps is None else f"{tps:.0f} tokens/s")
+            + (f", {a['ttft_s']:.1f} s to first token" if a["ttft_s"] else "")
+            + f", {a['job_overhead_s']:.1f} s overhead per section job."
+        )
+    spent = est["spent"]
+    if spent["calls"]:
+        lines.append(
+            f"Spent so far: {_usd(spent['cost_usd'])} on {spent['calls']} call(s) "
+            f"({spent['tokens']:,} tokens), failed attempts included."
+        )
+    f = est["finished"]
+    if f and f["difference"] is not None:
+        lines.append(
+            f"Check: for the {f['sections']} finished section(s) the outline-only estimate was "
+            f"{_usd(f['outline_estimate_usd'])}; they cost {_usd(f['actual_usd'])} "
+            f"({f['difference']:+.0%})."
+        )
+    budget = est["budget_usd"]
+    if budget is not None and spent["cost_usd"] is not None:
+        left = budget - spent["cost_usd"]
+        high, worst = t["cost_usd"]["high"], est["worst_case_call_usd"] or 0.0
+        verdict = (
+            "the pending sections fit even at the high estimate"
+            if high is not None and high + worst <= left
+            else "the run may stop on the budget before every section is written (no call "
+            f"starts unless its worst case, about {_usd(worst)}, fits in what is left)"
+        )
+        lines.append(f"Budget: ${budget:.4f}, ${max(left, 0):.4f} left; {verdict}.")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,43 @@
+# The book: the sections assembled into output/book.md, then converted to the formats listed in
+# `formats` (html by default; epub and pdf on request: `snakemake output/book.pdf`). They never
+# call the API. The params are what shapes book.md beyond the section files themselves.
+
+
+localrules:
+    book_md,
+    book_format,
+
+
+wildcard_constraints:
+    fmt="html|epub|pdf",
+
+
+rule book_md:
+    input:
+        section_files(),
+    output:
+        "output/book.md",
+    log:
+        "output/logs/book_md.log",
+    params:
+        title_page={k: v for k, v in config["book"].items() if k != "style"},
+        model=f"{config['provider']}:{config['model']}",
+        outline=[f"{s.number}. {s.title}" for s in SECTIONS],
+    script:
+        "../scripts/book_md.py"
+
+
+rule book_format:
+    input:
+        "output/book.md",
+    output:
+        report(
+            "output/book.{fmt}",
+            caption="../report/book.rst",
+            category="Book",
+            labels={"format": "{fmt}"},
+        ),
+    log:
+        "output/logs/book_{fmt}.log",
+    script:
+        "../scripts/book_format.py"

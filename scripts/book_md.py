@@ -1,0 +1,11 @@
+"""Snakemake script for rule `book_md`: assemble the sections (logic in bookgen.book)."""
+
+from pathlib import Path
+
+from bookgen.book import write_book_md
+from bookgen.config import sections_from_config
+
+sm = snakemake  # noqa: F821  (injected by Snakemake)
+sections = sections_from_config(sm.config)
+write_book_md(sm.config, sections, [Path(p) for p in sm.input], Path(sm.output[0]))
+Path(sm.log[0]).write_text(f"book.md: {len(sections)} sections assembled\n")
