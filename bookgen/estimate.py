@@ -32,8 +32,8 @@ from bookgen.status import SectionState
 from bookgen.tokens import count_tokens
 
 CACHE_UNIT_TOKENS = 64  # DeepSeek caches whole 64-token units of an identical prefix
-RUN_OVERHEAD_S = 3.0  # snakemake start-up, DAG and the report rules, per run
-PROCESS_START_S = 0.7  # a section job's interpreter start and imports, outside its own clock
+RUN_OVERHEAD_S = 4.0  # snakemake start-up, DAG, the cost report and book rules, per run
+PROCESS_START_S = 1.2  # a section job's interpreter start and imports, outside its own clock
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Assumptions:
     hit_share: float | None = None  # measured share of input billed as cache hits
     tokens_per_s: float = 40.0  # output speed of one request (math.inf: instant)
     ttft_s: float = 2.0  # seconds to the first token, per call
-    job_overhead_s: float = 1.0  # per section job, outside the API calls
+    job_overhead_s: float = 1.5  # per section job, outside the API calls
     source: str = "outline targets and default rates"
 
 

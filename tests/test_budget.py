@@ -1,0 +1,177 @@
+"""budget_usd: no call starts past the budget, the overshoot bound under concurrency, the
+"cost so far" line, and raising the budget continues where the run stopped."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from bookgen.budget import (
+    BudgetReached,
+    book_spending,
+    check_budget,
+    check_budget_config,
+    progress_line,
+    worst_case_usd,
+)
+from bookgen.config import ConfigError
+from bookgen.fsutil import append_line
+from bookgen.usage import zero_usage
+from tests.book import Book, pending_sections
+from tests.conftest import load_config
+
+CORES = 4
+BUDGET = 0.003
+SMALL_CALLS = {
+    "generation": {"max_tokens": 400, "max_continuations": 10},
+    "simulator": {"words_factor": 0.2, "tokens_per_s": 2000},
+}
+PROGRESS_RE = re.compile(
+    r"^\[(\d+)/11\] section_(\d\d) done · \$(\d+\.\d{4}) so far \(([\d,]+) tokens"
+)
+
+
+def call_record(sid: str, cost: float | None, status: str = "ok") -> dict:
+    """A journal entry as bookgen.section writes it."""
+    return {
+        "section": sid,
+        "status": status,
+        "usage_reported": True,
+        **zero_usage(),
+        "completion_tokens": 100,
+        "prompt_tokens": 50,
+        "prompt_cache_miss_tokens": 50,
+        "estimated_prompt_tokens": 0,
+        "estimated_completion_tokens": 0,
+        "cost_usd": cost,
+        "estimated_cost_usd": None,
+        "duration_s": 0.5,
+    }
+
+
+def journal(root: Path, sid: str, *records: dict) -> None:
+    for r in records:
+        append_line(root / "calls" / f"section_{sid}.jsonl", json.dumps(r))
+
+
+def request(config: dict) -> dict:
+    return {
+        "model": config["model"],
+        "messages": [{"role": "user", "content": "word " * 400}],
+        "max_tokens": config["generation"]["max_tokens"],
+    }
+
+
+def test_worst_case_is_all_input_missed_full_output_at_peak_rates(demo_config):
+    peak = demo_config["prices"]["deepseek-flash"]["peak"]
+    req = request(demo_config)
+    worst = worst_case_usd(demo_config, req)
+    assert worst >= (400 * peak["cache_miss"] + req["max_tokens"] * peak["output"]) / 1e6
+    assert worst_case_usd({**demo_config, "model": "unpriced"}, {**req, "model": "x"}) is None
+
+
+def test_no_call_starts_when_spent_plus_worst_case_exceeds_budget(demo_config, tmp_path):
+    journal(tmp_path, "01", call_record("01", 0.004), call_record("01", 0.001, status="failed"))
+    assert book_spending(tmp_path).cost_usd == pytest.approx(0.005)  # failed attempts count
+    worst = worst_case_usd(demo_config, request(demo_config))
+    check_budget({**demo_config, "budget_usd": None}, request(demo_config), tmp_path)
+    check_budget({**demo_config, "budget_usd": 0.005 + worst}, request(demo_config), tmp_path)
+    with pytest.raises(BudgetReached, match=r"^budget reached: \$0\.0050 of \$0\.0060 spent"):
+        check_budget({**demo_config, "budget_usd": 0.006}, request(demo_config), tmp_path)
+
+
+def test_a_run_whose_budget_is_used_up_starts_no_section(demo_config, tmp_path):
+    from bookgen.budget import exhausted_message
+    from bookgen.config import sections_from_config
+
+    sections = sections_from_config(demo_config)
+    journal(tmp_path, "01", call_record("01", 0.0095))
+    config = {**demo_config, "budget_usd": 0.01}
+    message = exhausted_message(config, sections, tmp_path)
+    assert message.startswith("bookgen: budget reached: $0.0095 of $0.0100 spent")
+    assert "No section was started" in message and "budget_usd=0.02" in message
+    assert exhausted_message({**config, "budget_usd": 1.0}, sections, tmp_path) is None
+
+
+def test_budget_without_a_price_is_a_config_error():
+    config = load_config({"budget_usd": 1.0, "model": "mystery-model"})
+    with pytest.raises(ConfigError, match=r"budget_usd.*mystery-model.*prices"):
+        check_budget_config(config)
+    with pytest.raises(Exception, match="budget_usd"):
+        load_config({"budget_usd": -1})
+
+
+def test_progress_line_format():
+    from bookgen.budget import Spending
+
+    line = progress_line("04", 3, 11, Spending(0.0456, 24_500, 5, 0))
+    assert line == "[3/11] section_04 done · $0.0456 so far (24,500 tokens)"
+    assert "cost unknown so far" in progress_line("04", 3, 11, Spending(None, 10, 1, 0))
+
+
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory) -> tuple[Book, object]:
+    """A book run at --cores 4 with a budget that stops it part-way."""
+    book = Book(tmp_path_factory.mktemp("budget") / "book", {**SMALL_CALLS, "budget_usd": BUDGET})
+    proc = book.run("--cores", str(CORES))
+    return book, proc
+
+
+def test_budget_stops_new_calls_and_says_so(stopped):
+    book, proc = stopped
+    assert proc.returncode != 0
+    written, missing = book.sections(), 11 - len(book.sections())
+    assert len(written) > 0 and missing > 0
+    assert re.search(rf"budget reached: \$\d\.\d{{4}} of \${BUDGET:.4f} spent", proc.stderr)
+    assert "Raise budget_usd" in proc.stderr
+    status = book.bookgen("status", "--json")
+    assert status.returncode == 0, status.stderr
+    states = json.loads(status.stdout)["sections"]
+    failed = [s for s in states if s["state"] == "failed"]
+    assert len(failed) == missing
+    assert all(s["detail"].startswith("budget reached: $") for s in failed)
+
+
+def test_overshoot_is_bounded_by_the_calls_in_flight(stopped):
+    book, _ = stopped
+    calls = [
+        json.loads(line)
+        for path in (book.path / ".bookgen" / "calls").glob("*.jsonl")
+        for line in path.read_text().splitlines()
+    ]
+    spent = book_spending(book.path / ".bookgen").cost_usd
+    assert spent == pytest.approx(sum(c["cost_usd"] for c in calls))
+    # When the last call started, spent + its worst case <= budget; only the calls of the other
+    # cores still in flight then were unseen, so the total exceeds the budget by at most those.
+    in_flight = sorted(c["cost_usd"] for c in calls)[-(CORES - 1) :]
+    assert spent <= BUDGET + sum(in_flight)
+
+
+def test_cost_so_far_line_after_every_finished_section(stopped):
+    book, proc = stopped
+    lines = [m for m in map(PROGRESS_RE.match, proc.stdout.splitlines()) if m]
+    assert sorted(m.group(2) for m in lines) == [s[8:10] for s in book.sections()]
+    dollars = [float(m.group(3)) for m in lines]
+    assert min(dollars) > 0 and max(dollars) <= book_spending(book.path / ".bookgen").cost_usd
+
+
+def test_raising_the_budget_continues_where_it_stopped(stopped):
+    book, _ = stopped
+    written = {s: book.file(f"output/{s}").read_text() for s in book.sections()}
+    proc = book.run("--cores", str(CORES))  # the same budget: still stops, says so again
+    assert proc.returncode != 0 and "budget reached: $" in proc.stderr
+    written = {s: book.file(f"output/{s}").read_text() for s in book.sections()}
+    book.set_overrides({"provider": "simulator", **SMALL_CALLS, "budget_usd": 5.0})
+    missing = {f"section_{i:02d}" for i in range(1, 12)} - {s[:-3] for s in written}
+    assert pending_sections(book.pending()) == missing  # the budget is not in any fingerprint
+    proc = book.run("--cores", str(CORES))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(book.sections()) == 11
+    assert all(book.file(f"output/{s}").read_text() == t for s, t in written.items())
+    lines = [m for m in map(PROGRESS_RE.match, proc.stdout.splitlines()) if m]
+    assert max(int(m.group(1)) for m in lines) == 11
+    book.set_overrides({"provider": "simulator", **SMALL_CALLS, "budget_usd": 50.0})
+    assert book.pending() == {}

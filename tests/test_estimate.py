@@ -1,0 +1,90 @@
+"""`bookgen estimate` before spending: from the outline it lands within ±30% of what the demo
+book then costs; it reads only files and the config, and agrees with Snakemake on what is
+pending."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from bookgen.estimate import makespan
+from tests.book import Book, pending_sections
+
+ALL = [f"{i:02d}" for i in range(1, 12)]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Book:
+    """The demo book at full length: estimated first (no key, nothing written), then built."""
+    book = Book(tmp_path_factory.mktemp("estimate") / "book")
+    proc = book.bookgen("estimate", "--json", "--cores", "2")
+    assert proc.returncode == 0, proc.stderr
+    book.before = json.loads(proc.stdout)
+    assert not (book.path / "output").exists() and not (book.path / ".bookgen").exists()
+    proc = book.run("--cores", "2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return book
+
+
+def test_estimate_from_the_outline_is_within_30_percent_of_the_demo_books_cost(demo):
+    est = demo.before
+    assert [r["id"] for r in est["pending"]] == ALL and "outline" in est["assumptions"]["source"]
+    report = demo.json("output/cost_report.json")
+    actual = report["totals"]
+    assert est["totals"]["completion_tokens"] == pytest.approx(actual["completion_tokens"], rel=0.3)
+    assert est["totals"]["prompt_tokens"] == pytest.approx(actual["prompt_tokens"], rel=0.3)
+    periods = {p for s in report["price_table"].values() for p in s}
+    assert len(periods) == 1  # the run did not straddle a peak-hour boundary
+    cost = est["totals"]["cost_usd"]
+    assert cost["by_period"][periods.pop()] == pytest.approx(actual["cost_usd"], rel=0.3)
+    assert cost["low"] <= cost["expected"] <= cost["high"]
+    assert cost["by_period"]["peak"] == pytest.approx(2 * cost["by_period"]["off-peak"])
+
+
+def test_estimate_after_the_run_compares_itself_with_the_bill(demo):
+    proc = demo.bookgen("estimate")
+    assert proc.returncode == 0, proc.stderr
+    assert "Nothing pending" in proc.stdout
+    data = json.loads(demo.bookgen("estimate", "--json").stdout)
+    check = data["finished"]
+    assert check["sections"] == 11
+    assert check["actual_usd"] == pytest.approx(
+        demo.json("output/cost_report.json")["totals"]["cost_usd"]
+    )
+    assert abs(check["difference"]) <= 0.3
+    assert f"{check['difference']:+.0%}" in proc.stdout
+
+
+def test_estimate_and_status_agree_with_snakemake_on_what_is_pending(demo, tmp_path):
+    book = Book.__new__(Book)
+    book.path = tmp_path / "book"
+    shutil.copytree(demo.path, book.path, symlinks=True)
+    book.edit_config(lambda c: c["sections"][3]["key_points"].append("ECC memory"))
+    (book.path / "output" / "section_09.md").unlink()
+    assert pending_sections(book.pending()) == {"section_04", "section_09"}
+    est = json.loads(book.bookgen("estimate", "--json").stdout)
+    assert [r["id"] for r in est["pending"]] == ["04", "09"]
+    assert "measured" in est["assumptions"]["source"]
+    status = json.loads(book.bookgen("status", "--json").stdout)
+    states = {s["id"]: (s["state"], s["detail"]) for s in status["sections"]}
+    assert states["04"] == ("pending", "spec changed")
+    assert states["09"] == ("pending", "not written yet")
+    assert {s for s, (state, _) in states.items() if state == "done"} == set(ALL) - {"04", "09"}
+
+
+def test_estimate_needs_no_key_and_rejects_bad_input_before_anything(demo):
+    proc = demo.bookgen("estimate", "--config", "provider=deepseek")
+    assert proc.returncode == 0, proc.stderr  # no DEEPSEEK_API_KEY in its environment
+    assert "11 section(s) pending" in proc.stdout  # the model changed: every section is redone
+    proc = demo.bookgen("estimate", "--config", "budget_usd=-3")
+    assert proc.returncode == 2 and "budget_usd" in proc.stderr and "-3" in proc.stderr
+    proc = demo.bookgen("status", "--config", "formats=[docx]")
+    assert proc.returncode == 2 and "docx" in proc.stderr
+
+
+def test_wall_time_is_the_longest_first_schedule_on_the_parallel_slots():
+    assert makespan([5, 4, 3, 3, 3], 2) == 10  # longest first: 5+3 and 4+3+3
+    assert makespan([5, 4, 3], 1) == 12
+    assert makespan([2.0] * 8, 8) == 2.0
