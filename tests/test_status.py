@@ -14,6 +14,11 @@ from bookgen.locks import section_lock
 from bookgen.status import failure_summary, render_status, section_states, status_report
 from tests.test_budget import call_record, journal
 
+CHECKS = [  # the shape bookgen.quality records in a usage file
+    {"name": "length", "passed": False, "value": 900, "detail": "900 words of 1500"},
+    {"name": "meta_text", "passed": True, "value": 0, "detail": ""},
+]
+
 
 def _usage(config, section, words, **extra) -> dict:
     fp = section_fingerprint(book_fingerprint(config), section)
@@ -29,11 +34,7 @@ def book_dir(demo_config, tmp_path, monkeypatch):
     for sid, words, extra in (
         ("01", 1400, {}),
         ("02", 1500, {}),
-        (
-            "04",
-            1450,
-            {"qc": {"checks": {"length": {"passed": False}, "chatter": {"passed": True}}}},
-        ),
+        ("04", 1450, {"qc": {"passed": False, "flagged": True, "checks": CHECKS}}),
     ):
         atomic_write_text(paths.section_md(sid), "## text\n")
         atomic_write_json(paths.section_usage(sid), _usage(demo_config, s[sid], words, **extra))
