@@ -80,6 +80,8 @@ class Record:
     fault: str | None = None
     started: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    received_unix_s: float = 0.0  # when the request arrived (Unix time)
+    received_mono: float = 0.0  # the same moment on the monotonic clock, for latency_s
 
 
 class _Body:
@@ -255,6 +257,7 @@ class Simulator:
 
     def _chat(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         cfg = self.config
+        received = time.time(), time.monotonic()
         rid = f"chatcmpl-{uuid.uuid4().hex}"
         auth = environ.get("HTTP_AUTHORIZATION", "")
         if not auth.startswith("Bearer ") or not auth[7:].strip():
@@ -332,7 +335,15 @@ class Simulator:
                 self._release()
                 return self._error(start_response, http_error_for(fault), rid=rid)
             plan = self._plan(req, task, task_index, fault)
-            record = Record(rid, req.model, plan.section, req.stream, fault=fault and fault.kind)
+            record = Record(
+                rid,
+                req.model,
+                plan.section,
+                req.stream,
+                fault=fault and fault.kind,
+                received_unix_s=received[0],
+                received_mono=received[1],
+            )
             headers = [("x-request-id", rid), ("Cache-Control", "no-cache")]
             if req.stream:
                 gen = self._stream_body(req, plan, fault, record)
@@ -474,6 +485,9 @@ class Simulator:
             {
                 "id": rec.rid,
                 "time": _now_iso(),
+                # per-request timing: accepted at (Unix s), then seconds to the last byte
+                "received_unix_s": round(rec.received_unix_s, 4),
+                "latency_s": round(time.monotonic() - rec.received_mono, 4),
                 "model": rec.model,
                 "section": rec.section,
                 "stream": rec.stream,
