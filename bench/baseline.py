@@ -1,0 +1,87 @@
+"""The seed's design, as a baseline: N worker threads, each writing one section at a time.
+
+Same prompts (``bookgen.prompts``), same client (``bookgen.client``), same endpoint as the
+book; no build graph, no journal, no cache, no report. Run it the way the original tool ran:
+
+    python -m bench.baseline --book DIR --workers 2
+
+``DIR`` is a book directory (``config/config.yaml`` plus an optional ``overrides.yaml``, as
+``tests.book.Book`` lays out); sections land in ``DIR/baseline/section_NN.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bookgen.client import make_client, stream_call
+from bookgen.config import Section, resolve_prompt_paths, sections_from_config, template_text
+from bookgen.prompts import section_messages
+
+
+def load_book_config(book: Path) -> dict[str, Any]:
+    """``config/config.yaml`` with ``overrides.yaml`` merged over it (nested keys merged)."""
+    config = yaml.safe_load((book / "config" / "config.yaml").read_text(encoding="utf-8"))
+    overrides = book / "overrides.yaml"
+    if overrides.exists():
+        _merge(config, yaml.safe_load(overrides.read_text(encoding="utf-8")) or {})
+    config.setdefault("simulator", {})
+    resolve_prompt_paths(config, book)
+    return config
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def generate(book: Path, workers: int) -> float:
+    """Write every section of the book with ``workers`` threads; returns the seconds taken."""
+    t0 = time.monotonic()
+    config = load_book_config(book)
+    sections = sections_from_config(config)
+    system, task = template_text(config, "system"), template_text(config, "section")
+    gen = config["generation"]
+    client = make_client(config, book / ".bookgen")
+    out_dir = book / "baseline"
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def write(section: Section) -> None:
+        request = {
+            "model": config["model"],
+            "messages": section_messages(system, task, config["book"], sections, section),
+            "temperature": gen["temperature"],
+            "max_tokens": gen["max_tokens"],
+        }
+        out = stream_call(client, request)
+        if out.error or out.finish_reason != "stop":
+            raise RuntimeError(f"section {section.id}: {out.error or out.finish_reason}")
+        (out_dir / f"section_{section.id}.md").write_text(out.text.strip() + "\n")
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for future in [pool.submit(write, s) for s in sections]:
+            future.result()
+    return time.monotonic() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.baseline", description=__doc__)
+    parser.add_argument("--book", type=Path, required=True, help="book directory")
+    parser.add_argument("--workers", type=int, default=2, help="sections written at once")
+    args = parser.parse_args(argv)
+    seconds = generate(args.book, args.workers)
+    print(f"baseline: {args.workers} workers, {seconds:.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,457 @@
+"""The six measurements of issue 6, each against the loopback (or in-process) simulator.
+
+Every run starts from a clean book directory and a fresh simulator, so no run replays another's
+response cache or prefix cache. Each function returns plain data for ``results.json``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.machine import load1
+from bench.procmon import MB, TreeMonitor
+from bench.schedule import best_schedule, lower_bound, section_latencies
+from tests.book import FAST, Book
+from tests.conftest import REPO
+from tests.loopback import LoopbackSimulator
+
+KEY = {"DEEPSEEK_API_KEY": "sk-bench-loopback"}
+STATE_DIRS = ("output", ".bookgen", ".snakemake", "baseline")
+JOB_SCRIPT = "write_section"  # the section job's process: .snakemake/scripts/tmp*.write_section.py
+
+
+@dataclass
+class Settings:
+    """What to measure and how often (``quick`` shrinks everything for a smoke run)."""
+
+    sections: int = 24
+    cores: tuple[int, ...] = (1, 2, 4, 8, 16)
+    reps: int = 3
+    reps_one_core: int = 1
+    section_s: float = 3.0
+    ttft_s: float = 0.5
+    words: int = 300
+    overhead_reps: int = 3
+    scale_sizes: tuple[int, ...] = (100, 1000, 5000)
+    scale_reps: int = 3
+    big_run: int = 1000
+    memory_cores: int = 8
+    timeout_s: float = 1800
+
+    @classmethod
+    def quick(cls) -> Settings:
+        return cls(
+            sections=6,
+            cores=(1, 2, 4),
+            reps=1,
+            section_s=1.0,
+            ttft_s=0.2,
+            words=120,
+            overhead_reps=1,
+            scale_sizes=(100,),
+            scale_reps=1,
+            big_run=30,
+            memory_cores=4,
+            timeout_s=300,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def bench_sections(n: int, words: int) -> list[dict[str, Any]]:
+    """A book of ``n`` sections of the same target length."""
+    return [
+        {
+            "title": f"Chapter {i}: Topic {i}",
+            "key_points": [f"the first idea of topic {i}", f"a worked example for topic {i}"],
+            "words": words,
+        }
+        for i in range(1, n + 1)
+    ]
+
+
+def clean(book: Book) -> None:
+    for name in STATE_DIRS:
+        shutil.rmtree(book.path / name, ignore_errors=True)
+
+
+def loopback_book(path: Path, sections: list[dict[str, Any]], base_url: str) -> Book:
+    return Book(path, loopback_overrides(sections, base_url))
+
+
+def loopback_overrides(sections: list[dict[str, Any]], base_url: str) -> dict[str, Any]:
+    return {"provider": "deepseek", "base_url": base_url, "sections": sections, **FAST}
+
+
+def _cpu_children() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+@dataclass
+class Timed:
+    """One timed command: wall seconds, CPU seconds of it and its descendants, start time."""
+
+    wall_s: float
+    cpu_s: float
+    started_unix_s: float
+    load1: float
+
+
+def run_bookgen(book: Book, cores: int, *extra: str, timeout: float = 1800) -> Timed:
+    """``snakemake --cores N --resources api=N`` in the book, timed; raises if it fails."""
+    load, cpu0, t_unix, t0 = load1(), _cpu_children(), time.time(), time.monotonic()
+    proc = book.run(
+        "--cores", str(cores), "--resources", f"api={cores}", *extra, env=KEY, timeout=timeout
+    )
+    wall = time.monotonic() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"snakemake failed in {book.path}:\n{proc.stderr[-3000:]}")
+    return Timed(wall, _cpu_children() - cpu0, t_unix, load)
+
+
+def run_baseline(book: Book, workers: int, timeout: float = 1800) -> Timed:
+    """``python -m bench.baseline`` on the same book, timed the same way."""
+    cmd = [sys.executable, "-m", "bench.baseline", "--book", str(book.path), "--workers"]
+    env = {**os.environ, **KEY, "PYTHONPATH": str(REPO)}
+    load, cpu0, t_unix, t0 = load1(), _cpu_children(), time.time(), time.monotonic()
+    proc = subprocess.run(
+        [*cmd, str(workers)], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    wall = time.monotonic() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"baseline failed in {book.path}:\n{proc.stderr[-3000:]}")
+    return Timed(wall, _cpu_children() - cpu0, t_unix, load)
+
+
+def latency_config(s: Settings) -> dict[str, Any]:
+    """The simulator's latency model, scaled so one bench section takes about ``section_s``."""
+    tokens = reply_tokens(s.words)
+    return {"ttft_s": s.ttft_s, "tokens_per_s": round(tokens / (s.section_s - s.ttft_s), 1)}
+
+
+def reply_tokens(words: int) -> int:
+    """Output tokens the simulator writes for a bench section of ``words`` (one real request)."""
+    from bookgen.client import make_client, stream_call
+    from bookgen.config import sections_from_config, template_text
+    from bookgen.prompts import section_messages
+    from tests.conftest import load_config
+
+    config = load_config({"provider": "simulator", "sections": bench_sections(3, words)})
+    sections = sections_from_config(config)
+    tmp = Path(REPO / "bench" / "work" / "calibrate")
+    shutil.rmtree(tmp, ignore_errors=True)
+    client = make_client(config, tmp)
+    system, task = template_text(config, "system"), template_text(config, "section")
+    counts = []
+    for sec in sections:
+        msgs = section_messages(system, task, config["book"], sections, sec)
+        out = stream_call(client, {"model": config["model"], "messages": msgs})
+        counts.append(out.usage["completion_tokens"])
+    shutil.rmtree(tmp, ignore_errors=True)
+    return round(statistics.mean(counts))
+
+
+def _ledger_run(
+    system: str, book: Book, sim: LoopbackSimulator, cores: int, timed: Timed
+) -> dict[str, Any]:
+    """One run's numbers: wall, CPU, and the ideal makespans from the simulator's ledger."""
+    entries = sim.ledger()["entries"]
+    lat = list(section_latencies(entries).values())
+    starts = [e["received_unix_s"] for e in entries]
+    ends = [e["received_unix_s"] + e["latency_s"] for e in entries]
+    ideal_bound, ideal_best = lower_bound(lat, cores), best_schedule(lat, cores)
+    return {
+        "system": system,
+        "cores": cores,
+        "wall_s": round(timed.wall_s, 3),
+        "cpu_s": round(timed.cpu_s, 3),
+        "load1": timed.load1,
+        "requests": len(entries),
+        "sections": len(lat),
+        "latency_total_s": round(sum(lat), 3),
+        "latency_max_s": round(max(lat), 3),
+        "ideal_bound_s": round(ideal_bound, 3),
+        "ideal_best_s": round(ideal_best, 3),
+        "efficiency_bound": round(ideal_bound / timed.wall_s, 3),
+        "efficiency_best": round(ideal_best / timed.wall_s, 3),
+        "to_first_request_s": round(min(starts) - timed.started_unix_s, 3),
+        "after_last_request_s": round(timed.started_unix_s + timed.wall_s - max(ends), 3),
+        "max_open_requests": _max_overlap(starts, ends),
+    }
+
+
+def _max_overlap(starts: list[float], ends: list[float]) -> int:
+    events = sorted([(t, 1) for t in starts] + [(t, -1) for t in ends], key=lambda e: (e[0], e[1]))
+    open_now = peak = 0
+    for _, d in events:
+        open_now += d
+        peak = max(peak, open_now)
+    return peak
+
+
+def parallel(s: Settings, work: Path, log) -> dict[str, Any]:
+    """1 + 2: the book at each ``--cores``, bookgen and the baseline interleaved per round."""
+    sim_cfg = latency_config(s)
+    log(f"latency model: {sim_cfg} (about {s.section_s} s per section)")
+    sections = bench_sections(s.sections, s.words)
+    runs = []
+    book = None
+    for rep in range(max(s.reps, s.reps_one_core)):
+        for cores in s.cores:
+            if rep >= (s.reps_one_core if cores == 1 else s.reps):
+                continue
+            for system in ("bookgen", "baseline"):
+                with LoopbackSimulator(work / "sim", sim_cfg) as sim:
+                    if book is None:
+                        book = loopback_book(work / "book", sections, sim.base_url)
+                    clean(book)
+                    book.set_overrides(loopback_overrides(sections, sim.base_url))
+                    timed = (
+                        run_bookgen(book, cores, timeout=s.timeout_s)
+                        if system == "bookgen"
+                        else run_baseline(book, cores, timeout=s.timeout_s)
+                    )
+                    run = {"rep": rep, **_ledger_run(system, book, sim, cores, timed)}
+                runs.append(run)
+                log(
+                    f"  {system:8} cores {cores:2} rep {rep}: {run['wall_s']:6.2f} s, "
+                    f"efficiency {run['efficiency_best']:.3f} "
+                    f"(bound {run['efficiency_bound']:.3f}), load {run['load1']}"
+                )
+    return {"simulator": sim_cfg, "runs": runs, "summary": _parallel_summary(runs, s.cores)}
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> float:
+    return round(statistics.median(r[key] for r in runs), 3)
+
+
+def _parallel_summary(runs: list[dict[str, Any]], cores_list: tuple[int, ...]) -> list[dict]:
+    rows = []
+    for cores in cores_list:
+        ours = [r for r in runs if r["cores"] == cores and r["system"] == "bookgen"]
+        base = [r for r in runs if r["cores"] == cores and r["system"] == "baseline"]
+        # ratio within one round (same rep): the runs closest in time, then the median
+        ratios = [o["wall_s"] / b["wall_s"] for o in ours for b in base if b["rep"] == o["rep"]]
+        rows.append(
+            {
+                "cores": cores,
+                "runs": len(ours),
+                "bookgen_wall_s": _median(ours, "wall_s"),
+                "baseline_wall_s": _median(base, "wall_s"),
+                "ideal_best_s": _median(ours, "ideal_best_s"),
+                "ideal_bound_s": _median(ours, "ideal_bound_s"),
+                "efficiency_best": _median(ours, "efficiency_best"),
+                "efficiency_bound": _median(ours, "efficiency_bound"),
+                "baseline_efficiency_best": _median(base, "efficiency_best"),
+                "ratio_to_baseline": round(statistics.median(ratios), 3),
+                "to_first_request_s": _median(ours, "to_first_request_s"),
+                "after_last_request_s": _median(ours, "after_last_request_s"),
+                "cpu_s": _median(ours, "cpu_s"),
+                "baseline_cpu_s": _median(base, "cpu_s"),
+                "load1": [r["load1"] for r in ours],
+            }
+        )
+    return rows
+
+
+def overhead(s: Settings, work: Path, log) -> dict[str, Any]:
+    """3: zero latency, ``--cores 2``: wall and CPU per section, bookgen and the baseline."""
+    sections = bench_sections(s.sections, s.words)
+    runs = []
+    book = None
+    for rep in range(s.overhead_reps):
+        for system in ("bookgen", "baseline"):
+            with LoopbackSimulator(work / "sim0", {}) as sim:
+                if book is None:
+                    book = loopback_book(work / "book0", sections, sim.base_url)
+                clean(book)
+                book.set_overrides(loopback_overrides(sections, sim.base_url))
+                timed = (
+                    run_bookgen(book, 2, timeout=s.timeout_s)
+                    if system == "bookgen"
+                    else run_baseline(book, 2, timeout=s.timeout_s)
+                )
+                run = {"rep": rep, **_ledger_run(system, book, sim, 2, timed)}
+            run["wall_per_section_s"] = round(run["wall_s"] / s.sections, 3)
+            run["cpu_per_section_s"] = round(run["cpu_s"] / s.sections, 3)
+            runs.append(run)
+            log(
+                f"  {system:8} zero latency: {run['wall_per_section_s']:.3f} s/section wall, "
+                f"{run['cpu_per_section_s']:.3f} CPU-s/section, load {run['load1']}"
+            )
+    ours = [r for r in runs if r["system"] == "bookgen"]
+    base = [r for r in runs if r["system"] == "baseline"]
+    summary = {
+        "sections": s.sections,
+        "cores": 2,
+        "wall_per_section_s": _median(ours, "wall_per_section_s"),
+        "cpu_per_section_s": _median(ours, "cpu_per_section_s"),
+        "to_first_request_s": _median(ours, "to_first_request_s"),
+        "after_last_request_s": _median(ours, "after_last_request_s"),
+        "baseline_wall_per_section_s": _median(base, "wall_per_section_s"),
+        "baseline_cpu_per_section_s": _median(base, "cpu_per_section_s"),
+    }
+    return {"runs": runs, "summary": summary, "job_imports": job_imports()}
+
+
+_IMPORT_RE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
+
+
+def job_imports(tries: int = 3) -> dict[str, Any]:
+    """What the section job imports before it starts (``python -X importtime``), fastest run.
+
+    Runs the job script's own import lines after the two Snakemake modules the ``script:``
+    preamble imports; the script then stops (there is no job), the imports are complete.
+    """
+    script = (REPO / "scripts" / f"{JOB_SCRIPT}.py").read_text(encoding="utf-8")
+    imports = "\n".join(
+        line for line in script.splitlines() if line.startswith(("import ", "from "))
+    )
+    code = "import snakemake.iocontainers, snakemake.logging\n" + imports
+    best: dict[str, Any] | None = None
+    for _ in range(tries):
+        t0 = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", code],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
+        wall = time.monotonic() - t0
+        top = []
+        for m in _IMPORT_RE.finditer(proc.stderr):
+            if not m.group(3).strip(" ") and len(m.group(3)) == 1:  # top level: one space
+                top.append((m.group(4), int(m.group(2)) / 1e6))
+        total = sum(t for _, t in top)
+        if best is None or total < best["imports_s"]:
+            top.sort(key=lambda x: -x[1])
+            best = {
+                "process_wall_s": round(wall, 3),
+                "imports_s": round(total, 3),
+                "top": [{"module": n, "cumulative_s": round(t, 3)} for n, t in top[:10]],
+            }
+    assert best is not None
+    return best
+
+
+def scale(s: Settings, work: Path, log) -> dict[str, Any]:
+    """4a: ``snakemake --dry-run`` wall time for books of 100, 1,000 and 5,000 sections."""
+    rows = []
+    for n in s.scale_sizes:
+        book = Book(work / f"dry{n}", {"sections": bench_sections(n, 80)})
+        walls, loads = [], []
+        for _ in range(s.scale_reps):
+            loads.append(load1())
+            t0 = time.monotonic()
+            proc = book.run("--dry-run", timeout=s.timeout_s)
+            walls.append(time.monotonic() - t0)
+            if proc.returncode != 0:
+                raise RuntimeError(f"dry run failed:\n{proc.stderr[-3000:]}")
+        rows.append(
+            {
+                "sections": n,
+                "dry_run_s": round(statistics.median(walls), 3),
+                "runs_s": [round(w, 3) for w in walls],
+                "load1": loads,
+            }
+        )
+        log(f"  dry run, {n:5} sections: {rows[-1]['dry_run_s']:.2f} s (load {loads})")
+        shutil.rmtree(book.path, ignore_errors=True)
+    return {"rows": rows}
+
+
+def big_run(s: Settings, work: Path, log) -> dict[str, Any]:
+    """4b: a ``big_run``-section book at zero latency, default profile: completes, with the
+    report; the snakemake process's memory over the run."""
+    n = s.big_run
+    with LoopbackSimulator(work / "simbig", {}) as sim:
+        book = loopback_book(work / "big", bench_sections(n, 80), sim.base_url)
+        exclude = frozenset({os.getpid(), sim.proc.pid})
+        with TreeMonitor(os.getpid(), exclude=exclude, interval_s=0.5) as mon:
+            load, t0 = load1(), time.monotonic()
+            proc = book.run(env=KEY, timeout=s.timeout_s)
+            wall = time.monotonic() - t0
+        requests = len(sim.ledger()["entries"])
+    if proc.returncode != 0:
+        raise RuntimeError(f"{n}-section run failed:\n{proc.stderr[-3000:]}")
+    report = book.json("output/cost_report.json")
+    result = {
+        "sections": n,
+        "wall_s": round(wall, 2),
+        "load1": load,
+        "requests": requests,
+        "sections_written": len(book.sections()),
+        "report_sections": report["totals"]["sections"],
+        "snakemake_rss_mb": {
+            f"{int(f * 100)}%": round(mon.main_rss_at(f) / MB, 1) for f in (0.1, 0.5, 0.9)
+        },
+        "snakemake_peak_mb": round(mon.peak("bin/snakemake") / MB, 1),
+        "job_peak_mb": round(mon.peak(JOB_SCRIPT) / MB, 1),
+    }
+    log(f"  {n} sections: {result['wall_s']} s, snakemake RSS {result['snakemake_rss_mb']}")
+    shutil.rmtree(book.path, ignore_errors=True)
+    return result
+
+
+def memory(s: Settings, work: Path, log) -> dict[str, Any]:
+    """5: peak RSS of each section job and of the whole run at ``--cores memory_cores``."""
+    sim_cfg = latency_config(s)
+    sections = bench_sections(s.sections, s.words)
+    with LoopbackSimulator(work / "simmem", sim_cfg) as sim:
+        book = loopback_book(work / "mem", sections, sim.base_url)
+        exclude = frozenset({os.getpid(), sim.proc.pid})
+        with TreeMonitor(os.getpid(), exclude=exclude, interval_s=0.05) as mon:
+            timed = run_bookgen(book, s.memory_cores, timeout=s.timeout_s)
+    jobs = [p.peak_rss for p in mon.procs.values() if JOB_SCRIPT in p.cmdline]
+    result = {
+        "cores": s.memory_cores,
+        "wall_s": round(timed.wall_s, 2),
+        "load1": timed.load1,
+        "jobs_seen": len(jobs),
+        "job_peak_rss_mb_max": round(max(jobs, default=0) / MB, 1),
+        "job_peak_rss_mb_median": round(statistics.median(jobs) / MB, 1) if jobs else None,
+        "snakemake_peak_rss_mb": round(mon.peak("bin/snakemake") / MB, 1),
+        "run_peak_rss_mb": round(mon.peak_tree() / MB, 1),
+    }
+    log(f"  memory: {result}")
+    shutil.rmtree(book.path, ignore_errors=True)
+    return result
+
+
+def caching(s: Settings, work: Path, log) -> dict[str, Any]:
+    """6: the demo book with the prefix cache on and off (in-process simulator, profile
+    defaults): the share of input tokens billed as cache hits, and the cost."""
+    out: dict[str, Any] = {}
+    for label, prefix_cache in (("with_cache", True), ("without_cache", False)):
+        book = Book(work / f"demo_{label}", {"simulator": {"prefix_cache": prefix_cache}})
+        load = load1()
+        proc = book.run(timeout=s.timeout_s)
+        if proc.returncode != 0:
+            raise RuntimeError(f"demo book failed:\n{proc.stderr[-3000:]}")
+        t = book.json("output/cost_report.json")["totals"]
+        out[label] = {
+            "load1": load,
+            "sections": t["sections"],
+            "prompt_tokens": t["prompt_tokens"],
+            "prompt_cache_hit_tokens": t["prompt_cache_hit_tokens"],
+            "completion_tokens": t["completion_tokens"],
+            "hit_share": round(t["prompt_cache_hit_tokens"] / t["prompt_tokens"], 4),
+            "cost_usd": t["cost_usd"],
+        }
+        shutil.rmtree(book.path, ignore_errors=True)
+    w, wo = out["with_cache"]["cost_usd"], out["without_cache"]["cost_usd"]
+    out["cost_saving"] = None if not (w and wo) else round(1 - w / wo, 4)
+    log(f"  caching: {out}")
+    return out

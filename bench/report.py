@@ -1,0 +1,289 @@
+"""``results.md`` from the measurements (plus the hand-kept notes in ``bench/notes.md``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+TARGETS = {2: 0.95, 8: 0.90, 16: 0.90}
+
+
+def _ok(met: bool | None) -> str:
+    return "n/a" if met is None else ("met" if met else "**not met**")
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(str(c) for c in row) + " |" for row in rows),
+    ]
+
+
+def targets(r: dict[str, Any]) -> list[list[Any]]:
+    """One row per target of issue 6: what was measured and whether it meets the target."""
+    rows: list[list[Any]] = []
+    if "parallel" in r:
+        by_cores = {row["cores"]: row for row in r["parallel"]["summary"]}
+        for cores, goal in TARGETS.items():
+            if cores in by_cores:
+                row = by_cores[cores]
+                rows.append(
+                    [
+                        f"1. efficiency at --cores {cores}",
+                        f">= {goal}",
+                        f"{row['efficiency_best']} (vs bound: {row['efficiency_bound']})",
+                        _ok(row["efficiency_best"] >= goal),
+                    ]
+                )
+        for cores, row in by_cores.items():
+            rows.append(
+                [
+                    f"2. bookgen / thread pool, {cores} at once",
+                    "<= 1.05",
+                    row["ratio_to_baseline"],
+                    _ok(row["ratio_to_baseline"] <= 1.05),
+                ]
+            )
+    if "overhead" in r:
+        o = r["overhead"]["summary"]
+        rows.append(
+            [
+                "3. wall per section, zero latency, --cores 2",
+                "<= 1 s",
+                f"{o['wall_per_section_s']} s",
+                _ok(o["wall_per_section_s"] <= 1.0),
+            ]
+        )
+    if "scale" in r:
+        for row in r["scale"]["rows"]:
+            met = row["dry_run_s"] <= 3.0 if row["sections"] == 1000 else None
+            rows.append(
+                [
+                    f"4. dry run, {row['sections']} sections",
+                    "<= 3 s at 1,000" if row["sections"] == 1000 else "-",
+                    f"{row['dry_run_s']} s",
+                    _ok(met),
+                ]
+            )
+    if "big_run" in r:
+        b = r["big_run"]
+        done = b["sections_written"] == b["report_sections"] == b["sections"]
+        rss = b["snakemake_rss_mb"]
+        rows.append(
+            [
+                f"4. {b['sections']}-section run at zero latency",
+                "completes, report, flat memory",
+                f"{b['wall_s']} s; report of {b['report_sections']} sections; snakemake RSS "
+                + " / ".join(f"{v} MB at {k}" for k, v in rss.items()),
+                _ok(done),
+            ]
+        )
+    if "memory" in r:
+        m = r["memory"]
+        rows.append(
+            [
+                "5. peak RSS of one section job",
+                "<= 100 MB",
+                f"{m['job_peak_rss_mb_max']} MB",
+                _ok(m["job_peak_rss_mb_max"] <= 100),
+            ]
+        )
+        rows.append(
+            [
+                f"5. peak RSS of the whole run, --cores {m['cores']}",
+                "-",
+                f"{m['run_peak_rss_mb']} MB (snakemake itself {m['snakemake_peak_rss_mb']} MB)",
+                "n/a",
+            ]
+        )
+    if "caching" in r:
+        c = r["caching"]
+        share = c["with_cache"]["hit_share"]
+        rows.append(
+            [
+                "6. input tokens billed as cache hits (demo book)",
+                ">= 50%",
+                f"{share:.1%}",
+                _ok(share >= 0.5),
+            ]
+        )
+        rows.append(
+            [
+                "6. demo book cost with / without prefix cache",
+                "-",
+                f"${c['with_cache']['cost_usd']:.4f} / ${c['without_cache']['cost_usd']:.4f}",
+                "n/a",
+            ]
+        )
+    return rows
+
+
+def render(r: dict[str, Any], notes: Path) -> str:
+    m = r["machine"]
+    s = r["settings"]
+    out = [
+        "# bookgen benchmark results",
+        "",
+        f"Written by `python -m bench{' --quick' if r['mode'] == 'quick' else ''}` on "
+        f"{r['started']} in {r['duration_s']} s. Medians of the runs listed; ratios are taken "
+        "between runs of the same round (one right after the other). `load` is the 1-minute "
+        "load average when a run started (the machine is shared).",
+        "",
+        f"**Machine:** {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, {m['os']}, "
+        f"Python {m['python']}; "
+        + ", ".join(f"{k} {v}" for k, v in m["packages"].items())
+        + f"; bookgen at `{m['commit']}`.",
+        "",
+        "## Targets",
+        "",
+        *_table(["Measurement", "Target", "Measured", "Verdict"], targets(r)),
+        "",
+    ]
+    if "parallel" in r:
+        p = r["parallel"]
+        out += [
+            "## 1, 2. Parallel efficiency and the thread-pool baseline",
+            "",
+            f"A {s['sections']}-section book, each section about {s['section_s']} s at the "
+            f"loopback simulator (latency model {p['simulator']}). bookgen runs "
+            "`snakemake --cores N --resources api=N`; the baseline is `python -m bench.baseline "
+            "--workers N` (N threads, same prompts, same client). *Ideal* comes from the "
+            "simulator's ledger: each request's latency from arrival to last byte, per section. "
+            "`ideal` is the shortest schedule of those whole sections on N slots (exact branch "
+            "and bound); `bound` is the issue's max(longest section, total / N), which whole "
+            "sections cannot reach when N does not divide the book (24 on 16 slots: 1.5 rounds "
+            "of work need 2 rounds).",
+            "",
+            *_table(
+                [
+                    "cores",
+                    "runs",
+                    "bookgen s",
+                    "ideal s",
+                    "bound s",
+                    "efficiency",
+                    "eff. vs bound",
+                    "baseline s",
+                    "baseline eff.",
+                    "bookgen/baseline",
+                    "to 1st request s",
+                    "after last s",
+                    "CPU s (bookgen/baseline)",
+                    "load",
+                ],
+                [
+                    [
+                        x["cores"],
+                        x["runs"],
+                        x["bookgen_wall_s"],
+                        x["ideal_best_s"],
+                        x["ideal_bound_s"],
+                        x["efficiency_best"],
+                        x["efficiency_bound"],
+                        x["baseline_wall_s"],
+                        x["baseline_efficiency_best"],
+                        x["ratio_to_baseline"],
+                        x["to_first_request_s"],
+                        x["after_last_request_s"],
+                        f"{x['cpu_s']} / {x['baseline_cpu_s']}",
+                        x["load1"],
+                    ]
+                    for x in p["summary"]
+                ],
+            ),
+            "",
+        ]
+    if "overhead" in r:
+        o, imp = r["overhead"]["summary"], r["overhead"]["job_imports"]
+        out += [
+            "## 3. Per-section overhead (simulator at zero latency)",
+            "",
+            f"{o['sections']} sections at `--cores 2`: **{o['wall_per_section_s']} s wall per "
+            f"section** ({o['cpu_per_section_s']} CPU-s per section, snakemake and its jobs); "
+            f"the thread-pool baseline: {o['baseline_wall_per_section_s']} s wall, "
+            f"{o['baseline_cpu_per_section_s']} CPU-s per section. From the start of "
+            f"`snakemake` to the first request: {o['to_first_request_s']} s; from the last "
+            f"reply to the end (cost report, exit): {o['after_last_request_s']} s.",
+            "",
+            f"What one section job imports before it starts (`python -X importtime`, fastest of "
+            f"3): {imp['imports_s']} s of imports, {imp['process_wall_s']} s for the whole "
+            "process:",
+            "",
+            *_table(
+                ["module (top level)", "cumulative s"],
+                [[x["module"], x["cumulative_s"]] for x in imp["top"]],
+            ),
+            "",
+        ]
+    if "scale" in r:
+        out += [
+            "## 4. Scale",
+            "",
+            *_table(
+                ["sections", "`snakemake --dry-run` s (median)", "runs s", "load"],
+                [
+                    [x["sections"], x["dry_run_s"], x["runs_s"], x["load1"]]
+                    for x in r["scale"]["rows"]
+                ],
+            ),
+            "",
+        ]
+    if "big_run" in r:
+        b = r["big_run"]
+        out += [
+            f"A {b['sections']}-section book at zero latency with the default profile "
+            f"(`--cores 2`): {b['wall_s']} s, {b['requests']} requests, "
+            f"{b['sections_written']} sections written, cost report over "
+            f"{b['report_sections']} sections. The snakemake process's RSS at 10% / 50% / 90% "
+            f"of the run: {' / '.join(str(v) for v in b['snakemake_rss_mb'].values())} MB "
+            f"(peak {b['snakemake_peak_mb']} MB); largest section job {b['job_peak_mb']} MB. "
+            f"Load {b['load1']}.",
+            "",
+        ]
+    if "memory" in r:
+        mem = r["memory"]
+        out += [
+            "## 5. Memory",
+            "",
+            f"The {s['sections']}-section book at `--cores {mem['cores']}` with the latency "
+            f"model ({mem['wall_s']} s, load {mem['load1']}): {mem['jobs_seen']} section jobs "
+            f"seen, peak RSS per job {mem['job_peak_rss_mb_median']} MB median, "
+            f"{mem['job_peak_rss_mb_max']} MB max (the kernel's VmHWM); snakemake itself "
+            f"{mem['snakemake_peak_rss_mb']} MB; the whole run at once (snakemake and every "
+            f"job, sampled every 50 ms) {mem['run_peak_rss_mb']} MB.",
+            "",
+        ]
+    if "caching" in r:
+        c = r["caching"]
+        rows = [
+            [
+                k.replace("_", " "),
+                v["prompt_tokens"],
+                v["prompt_cache_hit_tokens"],
+                f"{v['hit_share']:.1%}",
+                v["completion_tokens"],
+                f"${v['cost_usd']:.4f}",
+            ]
+            for k, v in c.items()
+            if isinstance(v, dict)
+        ]
+        out += [
+            "## 6. Prompt caching",
+            "",
+            "The demo book (`config/config.yaml`, 11 sections) with the in-process simulator's "
+            "DeepSeek-style prefix cache on and off, profile defaults (`--cores 2`), "
+            "deepseek-flash prices (peak or off-peak by the clock, the same for both runs).",
+            "",
+            *_table(
+                ["run", "input tokens", "cache hits", "hit share", "output tokens", "cost"], rows
+            ),
+            "",
+            f"The prefix cache saves {c['cost_saving']:.1%} of the book's cost."
+            if c.get("cost_saving") is not None
+            else "",
+            "",
+        ]
+    if notes.exists():
+        out += [notes.read_text(encoding="utf-8").rstrip(), ""]
+    return "\n".join(out)

@@ -1,0 +1,92 @@
+"""Run the benchmark and write ``bench/results.json`` and ``bench/results.md``.
+
+    python -m bench            # the full suite (about 15 minutes on 2 cores)
+    python -m bench --quick    # a small smoke run (about a minute)
+
+Everything runs against bookgen's simulator on loopback (or in-process); nothing leaves the
+machine. Scratch books live in ``bench/work/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import measure
+from bench.machine import describe, load1
+from bench.report import render
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+MEASUREMENTS: dict[str, Callable[..., dict[str, Any]]] = {
+    "parallel": measure.parallel,
+    "overhead": measure.overhead,
+    "scale": measure.scale,
+    "big_run": measure.big_run,
+    "memory": measure.memory,
+    "caching": measure.caching,
+}
+
+
+def wait_for_quiet(max_load: float, max_wait_s: float, log: Callable[[str], None]) -> None:
+    """Wait (up to ``max_wait_s``) until the 1-minute load is below ``max_load``."""
+    deadline = time.monotonic() + max_wait_s
+    while load1() > max_load and time.monotonic() < deadline:
+        log(f"load {load1()} > {max_load}: waiting 30 s for a quieter machine")
+        time.sleep(30)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small, fast smoke run")
+    parser.add_argument(
+        "--only", nargs="+", choices=list(MEASUREMENTS), help="run only these measurements"
+    )
+    parser.add_argument("--out", type=Path, default=BENCH, help="where results.* go")
+    parser.add_argument("--work", type=Path, default=BENCH / "work", help="scratch directory")
+    parser.add_argument(
+        "--max-load",
+        type=float,
+        default=None,
+        help="first wait (up to 10 min) until the 1-minute load is below this",
+    )
+    args = parser.parse_args(argv)
+
+    settings = measure.Settings.quick() if args.quick else measure.Settings()
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+
+    if args.max_load is not None:
+        wait_for_quiet(args.max_load, 600, log)
+    shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True)
+    results: dict[str, Any] = {
+        "mode": "quick" if args.quick else "full",
+        "machine": describe(REPO),
+        "settings": settings.as_dict(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    t0 = time.monotonic()
+    for name, fn in MEASUREMENTS.items():
+        if args.only and name not in args.only:
+            continue
+        log(f"{name} (load {load1()})")
+        results[name] = fn(settings, args.work, log)
+    results["duration_s"] = round(time.monotonic() - t0, 1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "results.md").write_text(render(results, BENCH / "notes.md"))
+    log(f"wrote {args.out / 'results.md'} and results.json in {results['duration_s']} s")
+    shutil.rmtree(args.work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
