@@ -20,14 +20,15 @@ from bookgen.budget import (
 from bookgen.config import ConfigError
 from bookgen.fsutil import append_line
 from bookgen.usage import zero_usage
-from tests.book import Book, pending_sections
+from tests.book import Book, pending_sections, short_sections
 from tests.conftest import load_config
 
 CORES = 4
 BUDGET = 0.003
-SMALL_CALLS = {
+SMALL_CALLS = {  # ~300-word sections written in two calls each, lasting a moment
+    "sections": short_sections(300),
     "generation": {"max_tokens": 400, "max_continuations": 10},
-    "simulator": {"words_factor": 0.2, "tokens_per_s": 2000},
+    "simulator": {"tokens_per_s": 2000},
 }
 PROGRESS_RE = re.compile(
     r"^\[(\d+)/11\] section_(\d\d) done · \$(\d+\.\d{4}) so far \(([\d,]+) tokens"
