@@ -179,6 +179,10 @@ def title_block(config: dict[str, Any]) -> str:
     return "---\n" + yaml.safe_dump(meta, allow_unicode=True, sort_keys=False) + "---\n"
 
 
+def _link_text(text: str) -> str:
+    return text.replace("[", "\\[").replace("]", "\\]")
+
+
 def assemble_book(config: dict[str, Any], sections: list[Section], texts: list[str]) -> str:
     """``book.md``: title block, table of contents, then every section in book order."""
     bodies = []
@@ -186,9 +190,9 @@ def assemble_book(config: dict[str, Any], sections: list[Section], texts: list[s
     for section, text in zip(sections, texts, strict=True):
         body, parts = normalise_section(text, section)
         bodies.append(body)
-        toc.append(f"- [{section_heading(section)}](#sec-{section.id})")
-        toc.extend(f"    - [{title}](#{anchor})" for anchor, title in parts)
-    toc += ["", ":::"]
+        toc.append(f"- [{_link_text(section_heading(section))}](#sec-{section.id})")
+        toc.extend(f"    - [{_link_text(title)}](#{anchor})" for anchor, title in parts)
+    toc += ["", ":::", ""]
     return "\n".join([title_block(config), "\n".join(toc), *bodies])
 
 
