@@ -120,32 +120,42 @@ def stream_call(
     request: dict[str, Any],
     on_progress: Callable[[int, float], None] | None = None,
 ) -> CallOutcome:
-    """Stream one chat completion, collecting text, reasoning and the final usage chunk."""
+    """Stream one chat completion, collecting text, reasoning and the final usage chunk.
+
+    Chunks arrive as plain dicts (``cast_to=object``): the SDK still sends the request, decodes
+    the event stream and raises its errors, but builds no typed model per chunk (0.16 ms of CPU
+    per chunk against 0.03 ms measured; most providers send a chunk per token).
+    """
     out = CallOutcome(started_at=time.time())
     t0 = time.monotonic()
     parts: list[str] = []
     received = 0
+    body = {k: v for k, v in request.items() if k != "extra_body"}
+    body.update(request.get("extra_body") or {})
+    body.update(stream=True, stream_options={"include_usage": True})
     try:
-        stream = client.chat.completions.create(
-            **request, stream=True, stream_options={"include_usage": True}
+        stream = client.post(
+            "/chat/completions",
+            body=body,
+            cast_to=object,
+            stream=True,
+            stream_cls=openai.Stream[object],
         )
         for chunk in stream:
-            if chunk.usage is not None:
-                out.usage = parse_usage(chunk.usage)
-            for choice in chunk.choices:
-                delta = choice.delta
+            if chunk.get("usage") is not None:
+                out.usage = parse_usage(chunk["usage"])
+            for choice in chunk.get("choices") or ():
+                delta = choice.get("delta")
                 if delta is not None:
-                    if delta.content:
-                        parts.append(delta.content)
+                    if delta.get("content"):
+                        parts.append(delta["content"])
                         received += 1
-                    reasoning = getattr(delta, "reasoning_content", None) or getattr(
-                        delta, "reasoning", None
-                    )
+                    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
                     if reasoning:
                         out.reasoning_chars += len(reasoning)
                         received += 1
-                if choice.finish_reason:
-                    out.finish_reason = choice.finish_reason
+                if choice.get("finish_reason"):
+                    out.finish_reason = choice["finish_reason"]
             if on_progress is not None and received:
                 on_progress(received, time.monotonic() - t0)
         if out.finish_reason is None:
