@@ -87,7 +87,8 @@ def sum_calls(calls: list[dict[str, Any]]) -> dict[str, Any]:
 def load_schema(name: str) -> dict[str, Any]:
     """A JSON schema shipped in ``bookgen/schemas`` (YAML or JSON)."""
     text = (SCHEMA_DIR / name).read_text(encoding="utf-8")
-    return yaml.safe_load(text) if name.endswith((".yaml", ".yml")) else json.loads(text)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: about 9x faster
+    return yaml.load(text, Loader=loader) if name.endswith((".yaml", ".yml")) else json.loads(text)
 
 
 def validate(data: dict[str, Any], schema_name: str) -> None:

@@ -104,7 +104,8 @@ class SimulatorConfig:
 @functools.cache
 def load_schema() -> dict[str, Any]:
     """The simulator config JSON Schema (draft 2020-12)."""
-    return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: about 9x faster
+    return yaml.load(SCHEMA_PATH.read_text(encoding="utf-8"), Loader=loader)
 
 
 def _path_str(path: Any) -> str:
