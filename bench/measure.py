@@ -27,6 +27,7 @@ from tests.loopback import LoopbackSimulator
 
 KEY = {"DEEPSEEK_API_KEY": "sk-bench-loopback"}
 STATE_DIRS = ("output", ".bookgen", ".snakemake", "baseline")
+TARGET_CORES = (2, 8, 16)  # issue 6 sets efficiency targets at these --cores
 JOB_SCRIPT = "write_section"  # the section job's process: .snakemake/scripts/tmp*.write_section.py
 
 
@@ -36,12 +37,12 @@ class Settings:
 
     sections: int = 24
     cores: tuple[int, ...] = (1, 2, 4, 8, 16)
-    reps: int = 3
-    reps_one_core: int = 1
+    reps: int = 3  # at the cores with a target (2, 8, 16)
+    reps_other: int = 1  # at the others (1, 4): one run each keeps the suite near 15 minutes
     section_s: float = 3.0
     ttft_s: float = 0.5
     words: int = 300
-    overhead_reps: int = 3
+    overhead_reps: int = 2
     scale_sizes: tuple[int, ...] = (100, 1000, 5000)
     scale_reps: int = 3
     big_run: int = 1000
@@ -208,9 +209,9 @@ def parallel(s: Settings, work: Path, log) -> dict[str, Any]:
     sections = bench_sections(s.sections, s.words)
     runs = []
     book = None
-    for rep in range(max(s.reps, s.reps_one_core)):
+    for rep in range(max(s.reps, s.reps_other)):
         for cores in s.cores:
-            if rep >= (s.reps_one_core if cores == 1 else s.reps):
+            if rep >= (s.reps if cores in TARGET_CORES else s.reps_other):
                 continue
             for system in ("bookgen", "baseline"):
                 with LoopbackSimulator(work / "sim", sim_cfg) as sim:
@@ -337,17 +338,24 @@ def job_imports(tries: int = 3) -> dict[str, Any]:
             text=True,
         )
         wall = time.monotonic() - t0
-        top = []
+        total = 0.0
+        packages: dict[str, float] = {}  # each package's cumulative time where first imported
+        own = 0.0  # bookgen's own modules, excluding what they import
         for m in _IMPORT_RE.finditer(proc.stderr):
-            if not m.group(3).strip(" ") and len(m.group(3)) == 1:  # top level: one space
-                top.append((m.group(4), int(m.group(2)) / 1e6))
-        total = sum(t for _, t in top)
+            name, self_s, cum_s = m.group(4), int(m.group(1)) / 1e6, int(m.group(2)) / 1e6
+            if len(m.group(3)) == 1:  # top level: one space of indent
+                total += cum_s
+            if "." not in name:
+                packages[name] = cum_s
+            if name.split(".")[0] == "bookgen":
+                own += self_s
         if best is None or total < best["imports_s"]:
-            top.sort(key=lambda x: -x[1])
+            top = sorted(packages.items(), key=lambda x: -x[1])[:10]
             best = {
                 "process_wall_s": round(wall, 3),
                 "imports_s": round(total, 3),
-                "top": [{"module": n, "cumulative_s": round(t, 3)} for n, t in top[:10]],
+                "bookgen_own_s": round(own, 3),
+                "top": [{"module": n, "cumulative_s": round(t, 3)} for n, t in top],
             }
     assert best is not None
     return best

@@ -56,9 +56,15 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="first wait (up to 10 min) until the 1-minute load is below this",
     )
+    parser.add_argument("--section-s", type=float, help="seconds per section (default 3)")
+    parser.add_argument("--reps", type=int, help="runs per --cores with a target (default 3)")
     args = parser.parse_args(argv)
 
     settings = measure.Settings.quick() if args.quick else measure.Settings()
+    if args.section_s:
+        settings.section_s = args.section_s
+    if args.reps:
+        settings.reps = args.reps
 
     def log(msg: str) -> None:
         print(msg, flush=True)
