@@ -4,6 +4,7 @@
 #   snakemake output/section_05.md                   (re)build one section
 #   snakemake --dry-run                              what is pending, and why
 #   snakemake --cores 2 --config provider=simulator  the whole book offline, no key
+#   snakemake --cores 2 --configfile my-topic.yaml   a book from a topic: outline first
 # Defaults users should not have to type live in profiles/default/config.yaml.
 
 from snakemake.utils import min_version, validate
@@ -18,8 +19,10 @@ validate(config, "bookgen/schemas/config.schema.yaml")
 
 
 include: "rules/common.smk"
+include: "rules/outline.smk"
 include: "rules/sections.smk"
 include: "rules/reports.smk"
+include: "rules/quality.smk"
 include: "rules/book.smk"
 
 
@@ -36,5 +39,7 @@ rule all:
         section_files(),
         "output/cost_report.json",
         "output/cost_report.md",
+        "output/quality_report.json",
+        "output/quality_report.md",
         book_files(),
     default_target: True

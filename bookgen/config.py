@@ -61,19 +61,37 @@ def resolve_prompt_paths(config: dict[str, Any], workflow_dir: str | Path) -> No
         config["prompts"][name] = str(path.resolve()) if path.exists() else value
 
 
-def check_config(config: dict[str, Any]) -> None:
-    """Checks the schema cannot express. Raises ConfigError naming the field and the fix."""
+def duplicate_title(entries: list[dict[str, Any]]) -> tuple[int, int] | None:
+    """``(index, earlier index)`` of the first section entry whose title repeats an earlier
+    one (ignoring case and spacing), or None."""
     seen: dict[str, int] = {}
-    for i, entry in enumerate(config["sections"], start=1):
+    for i, entry in enumerate(entries):
         key = " ".join(entry["title"].split()).casefold()
         if key in seen:
-            raise ConfigError(
-                f"config error in sections[{i - 1}].title: section {i} has the same title as "
-                f"section {seen[key]} ({entry['title']!r}). Every section needs its own title; "
-                "rename one of them or merge the two entries."
-            )
+            return i, seen[key]
         seen[key] = i
-    for name in ("system", "section"):
+    return None
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Checks the schema cannot express. Raises ConfigError naming the field and the fix."""
+    dup = duplicate_title(config["sections"])
+    if dup:
+        i, j = dup
+        raise ConfigError(
+            f"config error in sections[{i}].title: section {i + 1} has the same title as "
+            f"section {j + 1} ({config['sections'][i]['title']!r}). Every section needs its own "
+            "title; rename one of them or merge the two entries."
+        )
+    if not config["sections"] and not config.get("topic"):
+        raise ConfigError(
+            "config error in sections: the book has no sections. List them under `sections`, "
+            "or give a `topic` (and `section_count`) to have the outline written first."
+        )
+    templates = (
+        ("system", "section", "outline") if not config["sections"] else ("system", "section")
+    )
+    for name in templates:
         template = Path(config["prompts"][name])
         if not template.is_file():
             raise ConfigError(

@@ -37,15 +37,16 @@ class CallJournal:
 class ResponseCache:
     """Completed replies on disk, keyed by request hash, so a retry never pays twice."""
 
-    def __init__(self, root: Path, enabled: bool = True) -> None:
+    def __init__(self, root: Path, enabled: bool = True, replay: bool = True) -> None:
         self.root = root
         self.enabled = enabled
+        self.replay = replay  # False: store new replies but do not replay stored ones
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> dict[str, Any] | None:
-        if not self.enabled:
+        if not (self.enabled and self.replay):
             return None
         path = self._path(key)
         try:

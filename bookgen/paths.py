@@ -34,6 +34,24 @@ def section_log(sid: str) -> Path:
     return OUTPUT / "logs" / f"section_{sid}.log"
 
 
+def section_plan(sid: str, output: Path = OUTPUT) -> Path:
+    """A planned section's subsections, kept so a rerun or resume reuses them."""
+    return output / "plans" / f"section_{sid}.json"
+
+
+def outline_file() -> Path:
+    """The outline written from ``topic`` (editable; copied into ``sections`` it freezes)."""
+    return OUTPUT / "outline.json"
+
+
+def outline_usage() -> Path:
+    return OUTPUT / "usage" / "outline.json"
+
+
+def quality_report(ext: str) -> Path:
+    return OUTPUT / f"quality_report.{ext}"
+
+
 def book_file(fmt: str) -> Path:
     """The assembled book: ``md``, or a format converted from it (``html``, ``epub``, ``pdf``)."""
     return OUTPUT / f"book.{fmt}"

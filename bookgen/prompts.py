@@ -15,6 +15,44 @@ CONTINUE_PROMPT = (
     "Your reply was cut off by the length limit. Continue exactly where it stopped, "
     "without repeating anything and without any remark; finish the section."
 )
+# Sent after a JSON reply that did not parse or validate (no "continue" in it: a retry asks for
+# the whole object again).
+JSON_RETRY_PROMPT = (
+    "Your reply could not be used: $error. Reply again with the whole JSON object only, "
+    "corrected, and no other text."
+)
+PLAN_REQUEST = """# Plan this section first
+Before writing, plan section $section_number as subsections that together cover every key point
+in a sensible order, each with its share of the $words words. Reply with a JSON object only, no
+other text, in this shape:
+{"subsections": [{"heading": "...", "covers": "...", "words": 400}]}
+- `heading`: the subsection's heading text, without '#' and without a number
+- `covers`: one sentence on what the subsection explains
+- `words`: its target length; the subsections add up to about $words words"""
+BRIEF_MARKER = "Subsections to write now, in this order:"
+PART_FIRST = """# Write $part
+Start with the section title as a level-2 heading (`## $title`) and a short introduction, then
+write the subsections below, each under its level-3 heading exactly as given, and stop after the
+last one."""
+PART_NEXT = """# Write $part
+The text above is what this section has so far. Write the next subsections below, each under its
+level-3 heading exactly as given, without repeating anything above, and stop after the last one."""
+REPAIRS = {
+    "missing": """# Repair: write a missing subsection
+The section above lacks the subsection below. Write only that subsection, starting with its
+level-3 heading exactly as given; it will be inserted $where.""",
+    "expand": """# Repair: expand a subsection that is too short
+The subsection "$heading" above has only $have words. Rewrite it in full at about $words words,
+starting with its level-3 heading exactly as given, and reply with that subsection only.""",
+    "section": """# Repair: write the section again
+The text above does not cover this section's own key points ($missed). Write the whole section
+again: start with the section title as a level-2 heading (`## $title`) and a short introduction,
+then write the subsections below, each under its level-3 heading exactly as given.""",
+    "markdown": """# Repair: fix broken Markdown
+The subsection "$heading" above has $problem. Rewrite it in full with every code block and math
+expression closed, starting with its level-3 heading exactly as given, and reply with that
+subsection only.""",
+}
 
 
 def render_outline(sections: list[Section]) -> str:
@@ -82,9 +120,111 @@ def continuation_messages(base: list[dict[str, str]], text_so_far: str) -> list[
     ]
 
 
+def json_retry_messages(base: list[dict[str, str]], reply: str, error: str) -> list[dict[str, str]]:
+    """Ask again for a JSON reply that did not parse or validate, naming what was wrong."""
+    return [
+        *base,
+        {"role": "assistant", "content": reply},
+        {"role": "user", "content": Template(JSON_RETRY_PROMPT).substitute(error=error)},
+    ]
+
+
+def plan_messages(base: list[dict[str, str]], section: Section) -> list[dict[str, str]]:
+    """The plan request: the section's own messages (shared book context first), then the ask."""
+    ask = Template(PLAN_REQUEST).substitute(section_number=section.number, words=section.words)
+    return [*base[:-1], {"role": "user", "content": f"{base[-1]['content']}\n\n{ask}"}]
+
+
+def subsection_lines(subsections: list[dict[str, Any]]) -> str:
+    """Planned subsections as ``### heading (about N words): covers`` lines."""
+    return "\n".join(
+        f"### {s['heading']} (about {s['words']} words): {s['covers']}" for s in subsections
+    )
+
+
+def brief(instructions: str, subsections: list[dict[str, Any]]) -> str:
+    """An instruction followed by the subsections to write now (the form every part and
+    repair request shares)."""
+    return f"{instructions}\n\n{BRIEF_MARKER}\n{subsection_lines(subsections)}"
+
+
+def planned_task(base: list[dict[str, str]], plan: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The section's messages with its plan appended to the task (the prefix of every call that
+    writes or repairs a planned section)."""
+    block = f"# Plan of this section\n{subsection_lines(plan)}"
+    return [*base[:-1], {"role": "user", "content": f"{base[-1]['content']}\n\n{block}"}]
+
+
+def part_messages(
+    base: list[dict[str, str]],
+    title: str,
+    written: str,
+    number: int,
+    count: int,
+    subsections: list[dict[str, Any]],
+) -> list[dict[str, str]]:
+    """Part ``number`` of ``count`` of a planned section: ``base`` (book context, task, plan),
+    what the section has so far, then the subsections to write now."""
+    part = "the section" if count == 1 else f"part {number} of {count}"
+    if number == 1:
+        ask = brief(Template(PART_FIRST).substitute(part=part, title=title), subsections)
+        return [*base[:-1], {"role": "user", "content": f"{base[-1]['content']}\n\n{ask}"}]
+    ask = brief(Template(PART_NEXT).substitute(part=part), subsections)
+    return [*base, {"role": "assistant", "content": written}, {"role": "user", "content": ask}]
+
+
+def repair_messages(
+    base: list[dict[str, str]],
+    text: str,
+    kind: str,
+    subsections: list[dict[str, Any]],
+    **fields: Any,
+) -> list[dict[str, str]]:
+    """Ask for subsections again after the text (``kind``: missing, expand, markdown, or
+    section for the whole section)."""
+    ask = brief(Template(REPAIRS[kind]).substitute(fields), subsections)
+    return [*base, {"role": "assistant", "content": text}, {"role": "user", "content": ask}]
+
+
+def outline_messages(template: str, config: dict[str, Any]) -> list[dict[str, str]]:
+    """The outline request for topic mode: book context, topic and shape, as one message."""
+    book = config["book"]
+    text = Template(template).substitute(
+        book_title=book["title"],
+        audience=book["audience"].strip(),
+        style=book["style"].strip(),
+        language=book["language"],
+        topic=config["topic"].strip(),
+        section_count=config["section_count"],
+        section_words=config["section_words"],
+    )
+    return [{"role": "user", "content": text}]
+
+
+def fixed_prompt_texts() -> list[str]:
+    """bookgen's own instruction texts (a reply that repeats one echoes the prompt)."""
+    return [
+        CONTINUE_PROMPT,
+        JSON_RETRY_PROMPT,
+        PLAN_REQUEST,
+        PART_FIRST,
+        PART_NEXT,
+        *REPAIRS.values(),
+    ]
+
+
 _PLACEHOLDERS = {
     "system": ("book_title", "audience", "style", "language", "section_count", "outline"),
     "section": ("section_number", "section_count", "title", "key_points", "words", "neighbours"),
+    "outline": (
+        "book_title",
+        "audience",
+        "style",
+        "language",
+        "topic",
+        "section_count",
+        "section_words",
+    ),
 }
 
 
@@ -93,6 +233,8 @@ def check_templates(config: dict[str, Any]) -> None:
     from bookgen.config import ConfigError, template_text
 
     for name, fields in _PLACEHOLDERS.items():
+        if name == "outline" and not config.get("topic"):
+            continue
         try:
             Template(template_text(config, name)).substitute(dict.fromkeys(fields, "x"))
         except KeyError as e:

@@ -22,7 +22,8 @@ from bookgen.journal import CallJournal, ResponseCache, request_hash
 from bookgen.locks import section_lock
 from bookgen.pricing import cost_usd, rates_for
 from bookgen.progress import ProgressLog
-from bookgen.prompts import continuation_messages, section_messages
+from bookgen.prompts import continuation_messages, fixed_prompt_texts, section_messages
+from bookgen.quality import Context, echo_patterns
 from bookgen.retry import Backoff, GiveUp
 from bookgen.tokens import count_tokens
 from bookgen.usage import TOKEN_FIELDS, sum_calls, validate, zero_usage
@@ -75,13 +76,19 @@ class SectionWriter:
         self.sleep = sleep
         self.sid = job.section.id
         self.journal = CallJournal(paths.calls_journal(self.sid, job.state_root))
+        # A section that failed quality control is written afresh: replaying the same replies
+        # would only fail the same way.
+        self.fresh = _failed_quality(paths.failure_note(self.sid, job.state_root))
         self.cache = ResponseCache(
-            paths.response_cache_dir(job.state_root), bool(job.config["response_cache"])
+            paths.response_cache_dir(job.state_root),
+            bool(job.config["response_cache"]),
+            replay=not self.fresh,
         )
         self.backoff = Backoff.from_config(job.config["retry"])
         self.log = ProgressLog(job.log, f"section_{self.sid}")
         self.secrets = [os.environ.get(job.config["api_key_env"], "")]
         self.calls_made = 0
+        self.qc: dict[str, Any] | None = None  # quality control's record, once written
 
     # -- one request -------------------------------------------------------------------------
 
@@ -242,16 +249,26 @@ class SectionWriter:
             raise SectionFailed(f"unexpected finish_reason {out.finish_reason!r}")
 
     def write(self) -> str:
-        """Generate the section's Markdown from the shared book context and its task."""
+        """The section's Markdown from the shared book context and its task: planned and
+        written in parts when long (bookgen.planning), then checked and repaired
+        (bookgen.repair); the verdicts are kept in ``self.qc``."""
+        from bookgen.planning import draft
+        from bookgen.repair import review
+
         cfg = self.config
-        base = section_messages(
-            template_text(cfg, "system"),
-            template_text(cfg, "section"),
-            cfg["book"],
-            self.job.sections,
-            self.job.section,
+        system, task = template_text(cfg, "system"), template_text(cfg, "section")
+        base = section_messages(system, task, cfg["book"], self.job.sections, self.job.section)
+        if self.fresh:
+            self.log.line("quality control failed last time: writing afresh, not from the cache")
+        first = draft(self, base)
+        ctx = Context(
+            target_words=self.job.section.words,
+            key_points=self.job.section.key_points,
+            planned_headings=[s["heading"] for s in first.plan] if first.plan else None,
+            echo_patterns=echo_patterns([system, task, *fixed_prompt_texts()]),
         )
-        return self.generate(base).strip() + "\n"
+        text, self.qc = review(self, first, ctx)
+        return text
 
     def usage_document(self, text: str, wall_time_s: float) -> dict[str, Any]:
         """The section's usage file: every call ever made for it, with totals."""
@@ -270,8 +287,17 @@ class SectionWriter:
             "calls": calls,
             "totals": sum_calls(calls),
         }
+        if self.qc is not None:
+            doc["qc"] = self.qc
         validate(doc, "usage.schema.yaml")
         return doc
+
+
+def _failed_quality(note: Path) -> bool:
+    try:
+        return "qc" in json.loads(note.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
 
 
 def run_section_job(job: SectionJob) -> None:
@@ -302,9 +328,10 @@ def run_section_job(job: SectionJob) -> None:
         print(progress_line(job.section.id, done, len(job.sections), spent), flush=True)
     except SectionFailed as e:
         writer.log.line(f"FAILED: {e}")
-        atomic_write_json(
-            note, {"section": job.section.id, "error": str(e), "at": _iso(time.time())}
-        )
+        failure = {"section": job.section.id, "error": str(e), "at": _iso(time.time())}
+        if getattr(e, "qc", None):
+            failure["qc"] = e.qc  # the verdicts of a section that failed quality control
+        atomic_write_json(note, failure)
         raise
     finally:
         writer.log.close()

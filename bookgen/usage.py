@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import referencing
 import yaml
 
 from bookgen.pricing import sum_costs
@@ -91,6 +92,15 @@ def load_schema(name: str) -> dict[str, Any]:
     return yaml.load(text, Loader=loader) if name.endswith((".yaml", ".yml")) else json.loads(text)
 
 
+@cache
+def _registry() -> referencing.Registry:
+    """Every shipped schema under its file name, so one may ``$ref`` another."""
+    return referencing.Registry().with_resources(
+        (path.name, referencing.Resource.from_contents(load_schema(path.name)))
+        for path in SCHEMA_DIR.glob("*.schema.*")
+    )
+
+
 def validate(data: dict[str, Any], schema_name: str) -> None:
     """Raise ``jsonschema.ValidationError`` when ``data`` does not match the named schema."""
-    jsonschema.Draft202012Validator(load_schema(schema_name)).validate(data)
+    jsonschema.Draft202012Validator(load_schema(schema_name), registry=_registry()).validate(data)

@@ -22,7 +22,7 @@ rule book_md:
     params:
         title_page={k: v for k, v in config["book"].items() if k != "style"},
         model=f"{config['provider']}:{config['model']}",
-        outline=[f"{s.number}. {s.title}" for s in SECTIONS],
+        outline=section_titles(),
     script:
         "../scripts/book_md.py"
 

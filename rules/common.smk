@@ -12,23 +12,36 @@ from bookgen.config import (
     missing_api_key_message,
     resolve_prompt_paths,
     section_fingerprint,
-    sections_from_config,
 )
 from bookgen.locks import LockBusy, hold_run_lock
+from bookgen.outline import (
+    apply_topic_layering,
+    book_sections,
+    outline_failure,
+    outline_fingerprint,
+    section_index,
+    topic_mode,
+)
 from bookgen.prompts import check_templates
 from bookgen.simulator import validate_config as validate_simulator_config
 from bookgen.status import failure_summary
 
 try:
+    apply_topic_layering(config, workflow.config_settings.overwrite_config)
     resolve_prompt_paths(config, workflow.basedir)
     check_config(config)
     check_templates(config)
     check_budget_config(config)
     validate_simulator_config(config["simulator"])
+    # Topic mode: the sections come from output/outline.json (the `outline` checkpoint); until
+    # it exists they are unknown, and every helper below asks the checkpoint for them.
+    TOPIC_MODE = topic_mode(config)
+    OUTLINE_PARAMS = outline_fingerprint(config) if TOPIC_MODE else {}
+    HAVE_OUTLINE = not TOPIC_MODE or paths.outline_file().exists()
+    SECTIONS = book_sections(config) if HAVE_OUTLINE else []
 except (ConfigError, ValueError) as err:
     sys.exit(str(err))
 
-SECTIONS = sections_from_config(config)
 SECTION_BY_ID = {s.id: s for s in SECTIONS}
 BOOK_FINGERPRINT = book_fingerprint(config)
 
@@ -37,12 +50,43 @@ wildcard_constraints:
     sid=r"\d\d+",
 
 
+def current_sections():
+    """The section table; in topic mode the outline's, once the checkpoint has written it
+    (only call this inside an input or params function)."""
+    if not TOPIC_MODE:
+        return SECTIONS
+    checkpoints.outline.get()
+    return book_sections(config)
+
+
 def section_files():
+    if TOPIC_MODE:
+        return lambda wildcards: [str(paths.section_md(s.id)) for s in current_sections()]
     return [str(paths.section_md(s.id)) for s in SECTIONS]
 
 
 def usage_files():
+    """Every usage file the cost report merges: the sections' (and the outline's)."""
+    if TOPIC_MODE:
+        return lambda wildcards: [str(paths.outline_usage())] + [
+            str(paths.section_usage(s.id)) for s in current_sections()
+        ]
     return [str(paths.section_usage(s.id)) for s in SECTIONS]
+
+
+def section_titles():
+    """``N. Title`` of every section (a params function in topic mode)."""
+    if TOPIC_MODE:
+        return lambda wildcards: [f"{s.number}. {s.title}" for s in current_sections()]
+    return [f"{s.number}. {s.title}" for s in SECTIONS]
+
+
+def outline_gate(wildcards):
+    """No input, but in topic mode a section job waits for the outline checkpoint. The outline
+    is deliberately not an input file: editing one entry must not regenerate every section."""
+    if TOPIC_MODE:
+        checkpoints.outline.get()
+    return []
 
 
 def book_files():
@@ -54,11 +98,15 @@ def fingerprint(part):
     """A params function: one part of what determines a section's text (see bookgen.config)."""
 
     def get(wildcards):
-        section = SECTION_BY_ID.get(wildcards.sid)
+        if TOPIC_MODE:
+            checkpoints.outline.get()
+        table = section_index(config) if TOPIC_MODE else SECTION_BY_ID
+        section = table.get(wildcards.sid)
         if section is None:
+            ids = sorted(table)
             raise ValueError(
                 f"there is no section {wildcards.sid}: the book has sections "
-                f"{SECTIONS[0].id}..{SECTIONS[-1].id}"
+                f"{ids[0]}..{ids[-1]}"
             )
         return section_fingerprint(BOOK_FINGERPRINT, section)[part]
 
@@ -70,7 +118,7 @@ def fingerprint(part):
 
 def on_start(workflow):
     """Before any job: stop if a section needs the API and no key is set; clear old halts."""
-    writes_sections = any(j.rule.name == "section" for j in workflow.dag.needrun_jobs())
+    writes_sections = any(j.rule.name in ("section", "outline") for j in workflow.dag.needrun_jobs())
     message = missing_api_key_message(config) if writes_sections else None
     if writes_sections and not message:
         message = exhausted_message(config, SECTIONS)
@@ -91,6 +139,7 @@ def on_start(workflow):
 
 
 def on_error():
-    summary = failure_summary([s.id for s in SECTIONS])
+    sections = book_sections(config) if paths.outline_file().exists() or not TOPIC_MODE else []
+    summary = "\n".join(filter(None, [outline_failure(), failure_summary([s.id for s in sections])]))
     if summary:
         print(summary, file=sys.stderr)

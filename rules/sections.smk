@@ -4,6 +4,8 @@
 
 
 rule section:
+    input:
+        outline_gate,
     output:
         md="output/section_{sid}.md",
         usage="output/usage/section_{sid}.json",

@@ -3,11 +3,11 @@
 import sys
 from pathlib import Path
 
-from bookgen.config import sections_from_config
+from bookgen.outline import book_sections
 from bookgen.section import SectionFailed, SectionJob, run_section_job
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
-sections = sections_from_config(sm.config)
+sections = book_sections(sm.config)
 sid = sm.wildcards.sid
 job = SectionJob(
     config=sm.config,

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx2
 
-from bookgen.simulator import content
+from bookgen.simulator import content, defects
 from bookgen.simulator.config import HTTP_KINDS, FaultRule, SimulatorConfig, coerce_config
 from bookgen.simulator.faults import HttpError, choose_fault, http_error_for, stream_error_body
 from bookgen.simulator.protocol import (
@@ -334,7 +334,8 @@ class Simulator:
             if fault is not None and fault.kind in HTTP_KINDS:
                 self._release()
                 return self._error(start_response, http_error_for(fault), rid=rid)
-            plan = self._plan(req, task, task_index, fault)
+            defect = self._defect(req, task, task_index) if cfg.defects else None
+            plan = self._plan(req, task, task_index, fault, defect)
             record = Record(
                 rid,
                 req.model,
@@ -358,17 +359,39 @@ class Simulator:
             raise
 
     # planning ----------------------------------------------------------------------------------
+    def _defect(
+        self, req: ChatRequest, task: content.Task | None, task_index: int
+    ) -> defects.DefectRule | None:
+        """The defect rule that spoils this reply, if any (first replies only)."""
+        if task is None and not req.json_mode:
+            return None
+        anchor, _ = content.locate(req.messages, max(task_index, 0), req.json_mode)
+        first = not any(m.get("role") == "assistant" for m in req.messages[anchor + 1 :])
+        return choose_fault(
+            self.config,
+            self.state,
+            section=task.section if task else None,
+            model=req.model,
+            body_hash=req.body_hash,
+            request_index=self.state.take("defect-requests")[1],
+            attempt=0,
+            rules=self.config.defects,
+            accept=lambda rule: defects.applies(rule, req.json_mode, first),
+        )
+
     def _plan(
         self,
         req: ChatRequest,
         task: content.Task | None,
         task_index: int,
         fault: FaultRule | None,
+        defect: defects.DefectRule | None = None,
     ) -> Plan:
         cfg = self.config
         msgs = req.messages
+        brief = None
         if task is not None:
-            anchor = task_index
+            anchor, brief = content.locate(msgs, task_index, req.json_mode)
             subject = ""
         else:
             users = [i for i, m in enumerate(msgs) if m.get("role") == "user"]
@@ -385,7 +408,20 @@ class Simulator:
             subject = subject_text.splitlines()[0] if subject_text else ""
         kwargs = {"seed": cfg.seed, "model": req.model, "words_factor": cfg.words_factor}
         if req.json_mode:
-            full = content.json_reply(task, subject, **kwargs)
+            prompt = "\n".join(
+                content.message_text(m.get("content")) for m in msgs if m.get("role") == "user"
+            )
+            full = content.json_reply(
+                task, subject, prompt=prompt, default_words=cfg.default_words, **kwargs
+            )
+            if defect is not None:
+                full = defects.json_text(defect, full)
+        elif task is not None and defect is not None:
+            full = defects.prose(
+                defect, task, brief, msgs, default_words=cfg.default_words, **kwargs
+            )
+        elif task is not None and brief is not None:
+            full = content.brief_text(task, brief, **kwargs)
         elif task is not None:
             full = content.section_text(task, default_words=cfg.default_words, **kwargs)
         else:

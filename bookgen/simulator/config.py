@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from bookgen.simulator.defects import DefectRule
+
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "simulator.schema.yaml"
 
 HTTP_KINDS = frozenset(
@@ -84,20 +86,26 @@ class SimulatorConfig:
     system_fingerprint: str = "fp_bookgen_sim"
     rate_mode: str = "sequence"
     faults: list[FaultRule] = field(default_factory=list)
+    defects: list[DefectRule] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.faults = [
             f if isinstance(f, FaultRule) else _fault_from_dict(f, i)
             for i, f in enumerate(self.faults)
         ]
+        self.defects = [
+            d if isinstance(d, DefectRule) else _rule_from_dict(DefectRule, d, f"defects[{i}]")
+            for i, d in enumerate(self.defects)
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (faults as dicts without unset fields)."""
         d = dataclasses.asdict(self)
-        d["faults"] = [
-            {k: (list(v) if isinstance(v, tuple) else v) for k, v in f.items() if v is not None}
-            for f in d["faults"]
-        ]
+        for key in ("faults", "defects"):
+            d[key] = [
+                {k: (list(v) if isinstance(v, tuple) else v) for k, v in f.items() if v is not None}
+                for f in d[key]
+            ]
         return d
 
 
@@ -116,15 +124,19 @@ def _path_str(path: Any) -> str:
 
 
 def _fault_from_dict(d: dict[str, Any], index: int) -> FaultRule:
+    return _rule_from_dict(FaultRule, d, f"faults[{index}]")
+
+
+def _rule_from_dict(cls: type, d: dict[str, Any], where: str) -> Any:
     if d.get("section") is not None and d.get("sections") is not None:
         raise ValueError(
-            f"invalid simulator config at 'faults[{index}]': both 'section' and 'sections' given. "
+            f"invalid simulator config at '{where}': both 'section' and 'sections' given. "
             "Fix: keep only one of them."
         )
     try:
-        return FaultRule(**d)
+        return cls(**d)
     except TypeError as exc:
-        raise ValueError(f"invalid simulator config at 'faults[{index}]': {exc}") from exc
+        raise ValueError(f"invalid simulator config at '{where}': {exc}") from exc
 
 
 def validate_config(d: dict[str, Any] | None) -> SimulatorConfig:

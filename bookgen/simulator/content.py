@@ -234,6 +234,71 @@ def _formula_sentence(rng: random.Random, a: str, b: str) -> str:
     )
 
 
+def _listing(points: list[str]) -> str:
+    listing = ", ".join(_lower_first(p) for p in points[:-1])
+    return f"{listing} and {_lower_first(points[-1])}" if listing else _lower_first(points[-1])
+
+
+def _point_blocks(
+    w: _Writer, rng: random.Random, point: str, title_words: list[str], per_point: int
+) -> list[str]:
+    """A subsection on ``point``: its ``###`` heading and paragraphs of about ``per_point``
+    words, sometimes with a list, a code block or a formula."""
+    kw = _keywords(point) or title_words
+    blocks = [f"### {_cap(point)}"]
+    n_par = max(1, min(3, per_point // 90 + rng.choice([0, 0, 1]) - rng.choice([0, 1])))
+    extra = rng.random()
+    extra_block = ""
+    extras_words = 0
+    if extra < 0.2 and per_point >= 60:
+        a, b = w.phrase_pair(kw)
+        items = [
+            f"- {_cap(a)} shapes how {b} behaves.",
+            f"- {_cap(b)} is easier to see once {a} is understood.",
+            f"- Both connect back to {' '.join(title_words[:2]) or 'the topic'}.",
+        ]
+        extra_block = "Key ideas to remember:\n\n" + "\n".join(items)
+    elif extra < 0.32 and per_point >= 60:
+        name = re.sub(r"\W", "_", kw[0] if kw else "value").lower()
+        code = rng.choice(_CODE).format(name=f"{name}_demo", w=kw[-1] if kw else "value")
+        extra_block = f"```python\n{code}\n```"
+    extras_words = len(extra_block.split())
+    budget = max(12, per_point - extras_words)
+    paragraphs = []
+    for j in range(n_par):
+        first = rng.choice(_OPENERS).format(k=_lower_first(point)) if j == 0 else None
+        para = w.paragraph(kw, budget // n_par, first=first)
+        if j == n_par - 1 and 0.32 <= extra < 0.5:
+            a, b = w.phrase_pair(kw)
+            para = f"{para} {_formula_sentence(rng, a, b)}"
+        paragraphs.append(para)
+    if extra_block:
+        paragraphs.insert(1, extra_block)
+    return blocks + paragraphs
+
+
+def _summary_blocks(w: _Writer, task: Task, points: list[str], budget: int) -> list[str]:
+    summary_first = f"In summary, {task.title} rests on {_listing(points)}."
+    summary = w.paragraph(_keywords(task.title), budget - 10, first=summary_first)
+    closing = "With these ideas in place, the following sections can build on them."
+    return ["### Summary", f"{summary} {closing}"]
+
+
+def _intro_blocks(w: _Writer, task: Task, points: list[str], budget: int) -> list[str]:
+    intro_first = f"This section introduces {task.title} and covers {_listing(points)}."
+    return [f"## {task.title}", w.paragraph(_keywords(task.title), budget, first=intro_first)]
+
+
+def _budgets(target: int, points: int) -> tuple[int, int, int]:
+    """Words for the introduction, the summary and each key point of a ``target``-word section
+    (short sections get one-sentence introductions and summaries, so they stay near target)."""
+    small = target < 250
+    intro = max(8 if small else 25, target // 10)
+    summary = max(12 if small else 20, target // 12)
+    per_point = max(10 if small else 20, (target - intro - summary) // points - 3)
+    return intro, summary, per_point
+
+
 def section_text(
     task: Task, *, seed: int, model: str, words_factor: float, default_words: int
 ) -> str:
@@ -243,54 +308,185 @@ def section_text(
     title_words = _keywords(task.title)
     w = _Writer(rng, title_words)
     points = [_clean_point(p) for p in task.key_points] or [f"the main ideas of {task.title}"]
-    intro_budget = max(25, target // 10)
-    summary_budget = max(20, target // 12)
-    per_point = max(20, (target - intro_budget - summary_budget) // len(points) - 3)
+    intro_budget, summary_budget, per_point = _budgets(target, len(points))
 
-    blocks = [f"## {task.title}"]
-    listing = ", ".join(_lower_first(p) for p in points[:-1])
-    listing = f"{listing} and {_lower_first(points[-1])}" if listing else _lower_first(points[-1])
-    intro_first = f"This section introduces {task.title} and covers {listing}."
-    blocks.append(w.paragraph(title_words, intro_budget, first=intro_first))
-
+    blocks = _intro_blocks(w, task, points, intro_budget)
     for point in points:
-        kw = _keywords(point) or title_words
-        blocks.append(f"### {_cap(point)}")
-        n_par = max(1, min(3, per_point // 90 + rng.choice([0, 0, 1]) - rng.choice([0, 1])))
-        extra = rng.random()
-        extra_block = ""
-        extras_words = 0
-        if extra < 0.2 and per_point >= 60:
-            a, b = w.phrase_pair(kw)
-            items = [
-                f"- {_cap(a)} shapes how {b} behaves.",
-                f"- {_cap(b)} is easier to see once {a} is understood.",
-                f"- Both connect back to {' '.join(title_words[:2]) or 'the topic'}.",
-            ]
-            extra_block = "Key ideas to remember:\n\n" + "\n".join(items)
-        elif extra < 0.32 and per_point >= 60:
-            name = re.sub(r"\W", "_", kw[0] if kw else "value").lower()
-            code = rng.choice(_CODE).format(name=f"{name}_demo", w=kw[-1] if kw else "value")
-            extra_block = f"```python\n{code}\n```"
-        extras_words = len(extra_block.split())
-        budget = max(12, per_point - extras_words)
-        paragraphs = []
-        for j in range(n_par):
-            first = rng.choice(_OPENERS).format(k=_lower_first(point)) if j == 0 else None
-            para = w.paragraph(kw, budget // n_par, first=first)
-            if j == n_par - 1 and 0.32 <= extra < 0.5:
-                a, b = w.phrase_pair(kw)
-                para = f"{para} {_formula_sentence(rng, a, b)}"
-            paragraphs.append(para)
-        if extra_block:
-            paragraphs.insert(1, extra_block)
-        blocks.extend(paragraphs)
-
-    blocks.append("### Summary")
-    summary_first = f"In summary, {task.title} rests on {listing}."
-    summary = w.paragraph(title_words, summary_budget - 10, first=summary_first)
-    blocks.append(f"{summary} With these ideas in place, the following sections can build on them.")
+        blocks += _point_blocks(w, rng, point, title_words, per_point)
+    blocks += _summary_blocks(w, task, points, summary_budget)
     return "\n\n".join(blocks) + "\n"
+
+
+# -- planned writing: plans, writing briefs, outlines ----------------------------------------
+
+BRIEF_MARKER = "Subsections to write now, in this order:"
+_BRIEF_LINE_RE = re.compile(r"^#{2,6}\s+(.+?)\s+\(about\s+(\d+)\s+words\)(?::\s*(.*))?$")
+_OUTLINE_LINE_RE = re.compile(r"^(\d+)\.\s+(.+?)\s+\(about\s+(\d+)\s+words\)\s*$")
+
+
+@dataclass
+class BriefItem:
+    """One subsection a writing brief asks for."""
+
+    heading: str
+    words: int
+    covers: str = ""
+
+
+@dataclass
+class Brief:
+    """The subsections a request asks to write now, and whether it opens the section."""
+
+    items: list[BriefItem]
+    with_title: bool
+
+
+def parse_brief(text: str) -> Brief | None:
+    """The ``Subsections to write now`` block of a message, if it has one."""
+    at = text.find(BRIEF_MARKER)
+    if at < 0:
+        return None
+    items = []
+    for line in text[at + len(BRIEF_MARKER) :].splitlines():
+        m = _BRIEF_LINE_RE.match(line.strip())
+        if m:
+            items.append(BriefItem(m.group(1), int(m.group(2)), m.group(3) or ""))
+        elif line.strip():
+            break
+    return Brief(items, "start with the section title" in text.casefold()) if items else None
+
+
+def locate(
+    messages: list[dict[str, Any]], task_index: int, json_mode: bool
+) -> tuple[int, Brief | None]:
+    """The message a reply answers (the task, the latest writing brief, or in JSON mode the
+    latest request that is not a continuation) and its brief, if any."""
+    users = [i for i, m in enumerate(messages) if m.get("role") == "user" and i >= task_index]
+    if json_mode:
+        for i in reversed(users):
+            if not _CONTINUE_RE.search(message_text(messages[i].get("content"))):
+                return i, None
+        return task_index, None
+    for i in reversed(users):
+        brief = parse_brief(message_text(messages[i].get("content")))
+        if brief is not None:
+            return i, brief
+    return task_index, None
+
+
+_CONTINUE_RE = re.compile(r"\bcontinue\b", re.IGNORECASE)
+
+
+def brief_text(task: Task, brief: Brief, *, seed: int, model: str, words_factor: float) -> str:
+    """The subsections ``brief`` asks for (after the title and an introduction when it opens
+    the section); each subsection's text depends only on the section and its heading."""
+    title_words = _keywords(task.title)
+    points = [_clean_point(p) for p in task.key_points] or [f"the main ideas of {task.title}"]
+    blocks: list[str] = []
+    if brief.with_title:
+        w = _Writer(_rng("brief-intro", seed, model, task.section, task.title), title_words)
+        target = (task.words or sum(i.words for i in brief.items)) * words_factor
+        blocks += _intro_blocks(w, task, points, max(25, round(target) // 10))
+    for item in brief.items:
+        rng = _rng("brief", seed, model, task.section, task.title, item.heading)
+        w = _Writer(rng, title_words)
+        words = max(20, round(item.words * words_factor))
+        if item.heading.strip().casefold() == "summary":
+            blocks += _summary_blocks(w, task, points, words)
+        else:
+            blocks += _point_blocks(w, rng, item.heading, title_words, words - 3)
+    return "\n\n".join(blocks) + "\n"
+
+
+def plan_reply(task: Task, default_words: int) -> dict[str, Any]:
+    """A plan for ``task``: one subsection per key point, then a summary."""
+    target = task.words or default_words
+    points = [_clean_point(p) for p in task.key_points] or [f"the main ideas of {task.title}"]
+    _, summary, per_point = _budgets(target, len(points))
+    subsections = [
+        {"heading": _cap(p), "covers": f"Explains {_lower_first(p)}.", "words": per_point}
+        for p in points
+    ]
+    subsections.append(
+        {"heading": "Summary", "covers": "Ties the section's ideas together.", "words": summary}
+    )
+    return {"title": task.title, "section": task.section, "subsections": subsections}
+
+
+@dataclass
+class OutlineRequest:
+    """A request for a book's table of contents from a topic."""
+
+    topic: str
+    sections: int
+    words: int
+
+
+def parse_outline_request(text: str) -> OutlineRequest | None:
+    if "# Outline task" not in text:
+        return None
+    topic = re.search(r"^Topic:\s*(.+?)\s*$", text, re.MULTILINE)
+    count = re.search(r"exactly\s+(\d+)\s+sections", text)
+    words = re.search(r"about\s+(\d+)\s+words", text)
+    return OutlineRequest(
+        topic.group(1) if topic else "the subject",
+        int(count.group(1)) if count else 5,
+        int(words.group(1)) if words else 800,
+    )
+
+
+_ANGLES = [
+    "Foundations of", "Key Ideas in", "Measuring", "Models of", "Methods for", "Applications of",
+    "History of", "Limits of", "Open Questions in", "Practice with",
+]  # fmt: skip
+_CONCEPTS = [
+    "definitions", "units", "forces", "energy", "cycles", "records", "instruments", "equations",
+    "predictions", "errors", "pioneers", "controversies", "engineering", "navigation", "ecology",
+    "anomalies", "simulations", "statistics", "materials", "safety", "economics", "policy",
+    "laboratories", "fieldwork", "maps", "sensors", "feedback", "thresholds", "scales", "ethics",
+    "archives", "satellites", "diagrams", "budgets", "hazards", "seasons", "currents", "climates",
+    "surveys", "calibration", "uncertainty", "trends", "extremes", "networks", "standards",
+    "software", "education", "careers", "museums", "laws", "patents", "markets", "rivers",
+    "harbours", "islands", "deserts", "forests", "cities", "farms", "festivals",
+]  # fmt: skip
+
+
+def outline_reply(req: OutlineRequest, *, seed: int, model: str) -> dict[str, Any]:
+    """A table of contents with ``req.sections`` distinct sections about the topic, each with
+    key points of its own (up to ten sections share no concept)."""
+    kw = _keywords(req.topic) or ["topic"]
+    subject = " ".join(_cap(k) for k in kw[:3])
+    sections = []
+    for i in range(req.sections):
+        rng = _rng("outline", seed, model, req.topic, i)
+        angle = _ANGLES[i % len(_ANGLES)]
+        round_no = i // len(_ANGLES)
+        title = f"{angle} {subject}" + (f", Part {round_no + 1}" if round_no else "")
+        concepts = [_CONCEPTS[(6 * i + k) % len(_CONCEPTS)] for k in range(6)]
+        points = [
+            f"{concepts[2 * k]} and {concepts[2 * k + 1]} of {rng.choice(kw)}" for k in range(3)
+        ]
+        sections.append({"title": title, "key_points": points, "words": req.words})
+    return {"title": _cap(req.topic), "sections": sections}
+
+
+def parse_outline(text: str) -> dict[int, Task]:
+    """The book's outline as rendered in the system prompt (``N. Title (about W words)`` lines
+    with ``- key point`` lines under each), by section number."""
+    out: dict[int, Task] = {}
+    current: Task | None = None
+    for line in text.splitlines():
+        m = _OUTLINE_LINE_RE.match(line.strip())
+        if m:
+            current = Task(int(m.group(1)), None, m.group(2), [], int(m.group(3)))
+            out[current.section] = current  # type: ignore[index]
+            continue
+        b = _BULLET_RE.match(line)
+        if current is not None and b and line.startswith((" ", "\t")):
+            current.key_points.append(b.group(1))
+        elif line.strip():
+            current = None
+    return out
 
 
 def generic_text(subject: str, *, seed: int, model: str, words_factor: float) -> str:
@@ -305,21 +501,22 @@ def generic_text(subject: str, *, seed: int, model: str, words_factor: float) ->
 
 
 def json_reply(
-    task: Task | None, subject: str, *, seed: int, model: str, words_factor: float
+    task: Task | None,
+    subject: str,
+    *,
+    seed: int,
+    model: str,
+    words_factor: float,
+    prompt: str = "",
+    default_words: int = 600,
 ) -> str:
-    """A deterministic JSON object reply (for ``response_format: json_object``)."""
+    """A deterministic JSON object reply (for ``response_format: json_object``): a section's
+    plan for a task, a table of contents for an outline request in ``prompt``."""
+    outline = parse_outline_request(prompt) if task is None else None
     if task is not None:
-        rng = _rng("json-section", seed, model, task.section, task.title)
-        w = _Writer(rng, _keywords(task.title))
-        obj: dict[str, Any] = {
-            "title": task.title,
-            "section": task.section,
-            "summary": w.paragraph(_keywords(task.title), 30),
-            "key_points": [
-                {"heading": _cap(_clean_point(p)), "text": w.paragraph(_keywords(p), 25)}
-                for p in task.key_points
-            ],
-        }
+        obj: dict[str, Any] = plan_reply(task, default_words)
+    elif outline is not None:
+        obj = outline_reply(outline, seed=seed, model=model)
     else:
         subject = subject.strip().lstrip("#").strip()[:80] or "Untitled"
         rng = _rng("json", seed, model, subject)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,8 +55,13 @@ def choose_fault(
     body_hash: str,
     request_index: int,
     attempt: int,
-) -> FaultRule | None:
+    rules: Sequence[Any] | None = None,
+    accept: Callable[[Any], bool] | None = None,
+) -> Any:
     """The first rule that fires for this request (counting ``times`` uses), or None.
+
+    ``rules`` defaults to the config's faults (defect rules select requests the same way);
+    rules that ``accept`` rejects are skipped without counting.
 
     A rule matches when its ``model`` (if any) equals the request's model, its
     ``section``/``sections`` (if any) contain the request's section, and its ``rate`` (if any)
@@ -63,7 +69,9 @@ def choose_fault(
     counter, rule); ``hash`` mode from a hash of (seed, request body, attempt for that body,
     rule). ``times`` then limits firings per section (section rules) or per rule.
     """
-    for index, rule in enumerate(config.faults):
+    for index, rule in enumerate(config.faults if rules is None else rules):
+        if accept is not None and not accept(rule):
+            continue
         if rule.model is not None and rule.model != model:
             continue
         sections = rule.section_set()
