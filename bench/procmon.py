@@ -78,11 +78,12 @@ class TreeMonitor:
             for p in tree:
                 try:
                     rss = p.memory_info().rss
-                    info = self.procs.get(p.pid)
-                    if info is None:
-                        info = self.procs[p.pid] = ProcInfo(p.pid, " ".join(p.cmdline()))
+                    cmdline = " ".join(p.cmdline())  # re-read: a fresh child execs after fork
                 except psutil.Error:
                     continue
+                info = self.procs.setdefault(p.pid, ProcInfo(p.pid, cmdline))
+                if info.cmdline != cmdline:  # exec'd since: a new program, a new peak
+                    info.cmdline, info.peak_rss = cmdline, 0
                 info.peak_rss = max(info.peak_rss, _hwm_bytes(p.pid) or rss)
                 total += rss
                 if self.main in info.cmdline:

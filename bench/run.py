@@ -58,7 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--section-s", type=float, help="seconds per section (default 3)")
     parser.add_argument("--reps", type=int, help="runs per --cores with a target (default 3)")
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite results.md from results.json"
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        results = json.loads((args.out / "results.json").read_text())
+        (args.out / "results.md").write_text(render(results, BENCH / "notes.md"))
+        return 0
 
     settings = measure.Settings.quick() if args.quick else measure.Settings()
     if args.section_s:
