@@ -66,12 +66,14 @@ def section_files():
 
 
 def usage_files():
-    """Every usage file the cost report merges: the sections' (and the outline's)."""
+    """Every usage file the cost report merges: the sections' and the outline's (also once the
+    outline was copied into `sections`, so what it cost stays in the report)."""
     if TOPIC_MODE:
         return lambda wildcards: [str(paths.outline_usage())] + [
             str(paths.section_usage(s.id)) for s in current_sections()
         ]
-    return [str(paths.section_usage(s.id)) for s in SECTIONS]
+    outline = [str(paths.outline_usage())] if paths.outline_usage().exists() else []
+    return outline + [str(paths.section_usage(s.id)) for s in SECTIONS]
 
 
 def section_titles():
