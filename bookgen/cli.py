@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from bookgen.config import CONFIG_SCHEMA, ConfigError
+from bookgen.config import CONFIG_SCHEMA, ConfigError, Section
 
 DEFAULT_CONFIG = Path("config/config.yaml")
 PROFILE = Path("profiles/default/config.yaml")
@@ -29,27 +29,62 @@ def load_book_config(configfiles: list[str], overrides: list[str]) -> dict[str, 
 
     from bookgen.budget import check_budget_config
     from bookgen.config import check_config, resolve_prompt_paths
+    from bookgen.outline import apply_topic_layering
     from bookgen.prompts import check_templates
+    from bookgen.simulator import validate_config as validate_simulator_config
 
-    files = [DEFAULT_CONFIG, *(Path(f) for f in configfiles)]
     config: dict[str, Any] = {}
-    for path in dict.fromkeys(files):
+    command_line: dict[str, Any] = {}  # what snakemake calls the overwrite config
+    given = [Path(f) for f in configfiles]
+    for path in [DEFAULT_CONFIG, *given]:
         if not path.is_file():
             raise ConfigError(
                 f"config file {str(path)!r} not found in {os.getcwd()}: run bookgen in the book's "
                 "directory or pass it with --directory"
             )
         update_config(config, yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    for path in given:  # snakemake layers every --configfile again, as the overwrite config
+        update_config(command_line, yaml.safe_load(path.read_text(encoding="utf-8")) or {})
     try:
-        update_config(config, parse_config(overrides))
+        cli_layer = parse_config(overrides)
+        update_config(config, cli_layer)
+        update_config(command_line, cli_layer)
         validate(config, str(CONFIG_SCHEMA))
     except Exception as e:  # snakemake's WorkflowError / ValueError carry the field and value
         raise ConfigError(f"config error: {e}") from None
+    apply_topic_layering(config, command_line)
     resolve_prompt_paths(config, Path.cwd())
     check_config(config)
     check_templates(config)
     check_budget_config(config)
+    validate_simulator_config(config["simulator"])
     return config
+
+
+def book_table(config: dict[str, Any]) -> tuple[list[Section], str | None]:
+    """The sections, and a note when a topic's outline is not written yet: then the estimate
+    assumes ``section_count`` sections of ``section_words`` words each."""
+    from bookgen import paths
+    from bookgen.outline import book_sections, topic_mode
+
+    if not topic_mode(config) or paths.outline_file().exists():
+        return book_sections(config), None
+    count, words = int(config["section_count"]), int(config["section_words"])
+    sections = [
+        Section(
+            id=paths.section_id(n, count),
+            number=n,
+            title=f"Section {n} of {config['topic']}",
+            key_points=(config["topic"],),
+            words=words,
+        )
+        for n in range(1, count + 1)
+    ]
+    note = (
+        f"The outline ({paths.outline_file()}) is not written yet: assuming section_count={count} "
+        f"sections of section_words={words} words (the outline call itself is not counted)."
+    )
+    return sections, note
 
 
 def profile_defaults() -> tuple[int, int | None]:
@@ -63,25 +98,29 @@ def profile_defaults() -> tuple[int, int | None]:
 
 
 def cmd_estimate(args: argparse.Namespace, config: dict[str, Any]) -> str:
-    from bookgen.config import sections_from_config
     from bookgen.estimate import estimate_book, render_estimate
     from bookgen.status import section_states
 
-    sections = sections_from_config(config)
+    sections, note = book_table(config)
     cores, api = profile_defaults()
     est = estimate_book(
         config, sections, section_states(config, sections), args.cores or cores, api
     )
-    return json.dumps(est, indent=2) + "\n" if args.json else render_estimate(est)
+    est["outline_note"] = note
+    if args.json:
+        return json.dumps(est, indent=2) + "\n"
+    return (f"{note}\n" if note else "") + render_estimate(est)
 
 
 def cmd_status(args: argparse.Namespace, config: dict[str, Any]) -> str:
-    from bookgen.config import sections_from_config
     from bookgen.status import render_status, section_states, status_report
 
-    sections = sections_from_config(config)
-    report = status_report(config, section_states(config, sections))
-    return json.dumps(report, indent=2) + "\n" if args.json else render_status(report)
+    sections, note = book_table(config)
+    report = status_report(config, [] if note else section_states(config, sections))
+    report["outline_note"] = note
+    if args.json:
+        return json.dumps(report, indent=2) + "\n"
+    return (f"{note}\n" if note else "") + render_status(report)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -88,3 +88,14 @@ def test_wall_time_is_the_longest_first_schedule_on_the_parallel_slots():
     assert makespan([5, 4, 3, 3, 3], 2) == 10  # longest first: 5+3 and 4+3+3
     assert makespan([5, 4, 3], 1) == 12
     assert makespan([2.0] * 8, 8) == 2.0
+
+
+def test_estimate_for_a_topic_before_its_outline_exists(tmp_path):
+    book = Book(
+        tmp_path / "topic", {"topic": "Rust for data engineers", "section_count": 3, "sections": []}
+    )
+    proc = book.bookgen("estimate", "--json")
+    assert proc.returncode == 0, proc.stderr
+    est = json.loads(proc.stdout)
+    assert "not written yet" in est["outline_note"] and "section_count=3" in est["outline_note"]
+    assert [r["target_words"] for r in est["pending"]] == [1500, 1500, 1500]
