@@ -190,7 +190,20 @@ def _ledger_run(
         "to_first_request_s": round(min(starts) - timed.started_unix_s, 3),
         "after_last_request_s": round(timed.started_unix_s + timed.wall_s - max(ends), 3),
         "max_open_requests": _max_overlap(starts, ends),
+        "handover_s": _handover(starts, ends, cores),
+        # each request: (start after the command's start, latency), for later analysis
+        "requests_timing": sorted(
+            (round(e["received_unix_s"] - timed.started_unix_s, 3), e["latency_s"]) for e in entries
+        ),
     }
+
+
+def _handover(starts: list[float], ends: list[float], slots: int) -> float | None:
+    """Median time from a reply's end to the next request taking its slot (the per-section
+    overhead as the provider sees it): the k-th request waits for the (k - slots)-th end."""
+    starts, ends = sorted(starts), sorted(ends)
+    gaps = [starts[k] - ends[k - slots] for k in range(slots, len(starts))]
+    return round(statistics.median(gaps), 3) if gaps else None
 
 
 def _max_overlap(starts: list[float], ends: list[float]) -> int:
@@ -238,6 +251,11 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
     return round(statistics.median(r[key] for r in runs), 3)
 
 
+def _median_of(runs: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return round(statistics.median(values), 3) if values else None
+
+
 def _parallel_summary(runs: list[dict[str, Any]], cores_list: tuple[int, ...]) -> list[dict]:
     rows = []
     for cores in cores_list:
@@ -266,6 +284,8 @@ def _parallel_summary(runs: list[dict[str, Any]], cores_list: tuple[int, ...]) -
                 "ratio_to_last_reply": round(statistics.median(gen_ratios), 3),
                 "to_first_request_s": _median(ours, "to_first_request_s"),
                 "after_last_request_s": _median(ours, "after_last_request_s"),
+                "handover_s": _median_of(ours, "handover_s"),
+                "baseline_handover_s": _median_of(base, "handover_s"),
                 "cpu_s": _median(ours, "cpu_s"),
                 "baseline_cpu_s": _median(base, "cpu_s"),
                 "load1": [r["load1"] for r in ours],

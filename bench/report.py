@@ -157,8 +157,9 @@ def render(r: dict[str, Any], notes: Path) -> str:
             "request reaching the simulator; *after last*: from the last reply to the command's "
             "end (for bookgen: the last job's tail, the cost and quality reports, book.md and "
             "book.html, which the baseline does not build); *same, to last reply* compares the "
-            "two without that tail. CPU: seconds of CPU used by the command and its children "
-            "(the simulator excluded).",
+            "two without that tail. *handover*: median time from a reply's end to the next "
+            "request taking its slot, i.e. the per-section overhead as the provider sees it. "
+            "CPU: seconds of CPU used by the command and its children (the simulator excluded).",
             "",
             *_table(
                 [
@@ -175,6 +176,7 @@ def render(r: dict[str, Any], notes: Path) -> str:
                     "same, to last reply",
                     "to 1st request s",
                     "after last s",
+                    "handover s (bookgen/baseline)",
                     "CPU s (bookgen/baseline)",
                     "load",
                 ],
@@ -193,6 +195,7 @@ def render(r: dict[str, Any], notes: Path) -> str:
                         x["ratio_to_last_reply"],
                         x["to_first_request_s"],
                         x["after_last_request_s"],
+                        f"{x.get('handover_s')} / {x.get('baseline_handover_s')}",
                         f"{x['cpu_s']} / {x['baseline_cpu_s']}",
                         x["load1"],
                     ]
