@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from bookgen.book import find_headings
 from bookgen.prompts import continuation_messages, repair_messages
 from bookgen.quality import (
     Context,
@@ -82,8 +83,6 @@ def _insert(text: str, at: int, new: str) -> str:
 
 
 def _level(text: str) -> int:
-    from bookgen.book import find_headings
-
     parts = {p.heading for p in split_parts(text) if p.heading}
     levels = [h.level for h in find_headings(text.splitlines()) if h.text in parts]
     return levels[0] if levels else 3

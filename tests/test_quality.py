@@ -4,8 +4,10 @@ defect the simulator can produce on purpose fails the check meant to catch it.""
 from __future__ import annotations
 
 import pytest
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
 
-from bookgen.config import sections_from_config, template_text
+from bookgen.config import ConfigError, check_config, sections_from_config, template_text
 from bookgen.outline import apply_topic_layering
 from bookgen.prompts import fixed_prompt_texts
 from bookgen.quality import (
@@ -17,8 +19,8 @@ from bookgen.quality import (
     strip_chatter,
 )
 from bookgen.quality_report import build_quality_report, render_markdown
-from bookgen.simulator import content, defects
-from tests.conftest import load_config
+from bookgen.simulator import content, defects, validate_config
+from tests.conftest import CONFIG_SCHEMA, load_config
 
 SEED = {"seed": 0, "model": "deepseek-flash", "words_factor": 1.0}
 TIDES = [
@@ -163,3 +165,31 @@ def test_topic_on_the_command_line_replaces_the_demo_outline(demo_config):
     apply_topic_layering(kept, {"topic": "Tides", "sections": TIDES, "book": {"title": "T"}})
     assert kept["sections"] == demo_config["sections"]  # the layer's own sections win
     assert kept["book"]["title"] == demo_config["book"]["title"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "names"),
+    [
+        ({"qc": {"on_fail": "maybe"}}, ["on_fail", "maybe"]),
+        ({"qc": {"min_words_ratio": 2}}, ["min_words_ratio"]),
+        ({"planning": {"words_per_call": 5}}, ["words_per_call"]),
+        ({"section_count": 0}, ["section_count"]),
+    ],
+)
+def test_bad_quality_settings_name_the_field(settings, names):
+    with pytest.raises(WorkflowError) as info:
+        validate({**load_config(), **settings}, str(CONFIG_SCHEMA))
+    assert all(name in str(info.value) for name in names)
+
+
+def test_a_book_needs_sections_or_a_topic(demo_config):
+    with pytest.raises(ConfigError, match=r"sections.*give a `topic`"):
+        check_config({**demo_config, "sections": []})
+    check_config({**demo_config, "sections": [], "topic": "Tides"})
+
+
+def test_simulator_defect_rules_are_validated():
+    with pytest.raises(ValueError, match=r"defects\[0\]\.kind"):
+        validate_config({"defects": [{"kind": "typo", "section": 2}]})
+    rules = validate_config({"defects": [{"kind": "duplicate", "section": 3, "of": 1}]}).defects
+    assert rules[0].of == 1 and rules[0].section_set() == frozenset({3})
