@@ -65,7 +65,8 @@ def _failed_with_429(book: Book) -> int:
 def test_api_resource_caps_concurrent_requests_below_cores(tmp_path):
     """--cores 6 runs six sections, but --resources api=2 keeps requests within a provider limit
     of two open requests; with api=6 the same provider answers 429."""
-    sim_config = {"concurrency_limit": 2, "ttft_s": 0.3, "tokens_per_s": 2000}
+    # Each request stays open ~1.5 s, so six sections started together overlap for sure.
+    sim_config = {"concurrency_limit": 2, "ttft_s": 1.0, "tokens_per_s": 500}
     key = {"DEEPSEEK_API_KEY": "sk-cap-test"}
     results = {}
     for cap in (2, 6):
@@ -76,7 +77,7 @@ def test_api_resource_caps_concurrent_requests_below_cores(tmp_path):
                     "provider": "deepseek",
                     "base_url": sim.base_url,
                     "sections": small_sections(6, words=150),
-                    "retry": {"max_attempts": 30, "initial_delay_s": 0.05, "max_delay_s": 0.2},
+                    "retry": {"max_attempts": 40, "initial_delay_s": 0.05, "max_delay_s": 0.5},
                 },
             )
             proc = book.run("--cores", "6", "--resources", "api=" + str(cap), env=key)
