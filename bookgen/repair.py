@@ -101,10 +101,10 @@ class Reviser:
         """One subsection from the model (``kind``: missing, expand, markdown) and its calls."""
         before = self.writer.calls_made
         messages = repair_messages(self.draft.prefix, text.strip(), kind, [sub], **fields)
-        reply = self.writer.generate(messages, "repair")
-        return _subsection_reply(
-            reply, sub["heading"], _level(text)
-        ), self.writer.calls_made - before
+        reply = _subsection_reply(
+            self.writer.generate(messages, "repair"), sub["heading"], _level(text)
+        )
+        return reply, self.writer.calls_made - before
 
     def subsection(self, heading: str, words: int) -> dict[str, Any]:
         planned = next((s for h, s in self.plan.items() if headings_match(h, heading)), None)
@@ -148,10 +148,15 @@ class Reviser:
             for p in section.key_points
         ]
         before = self.writer.calls_made
+        missed_points = "; ".join(missed)
         messages = repair_messages(
-            self.draft.prefix, text.strip(), "section", subs, missed="; ".join(missed),
+            self.draft.prefix,
+            text.strip(),
+            "section",
+            subs,
+            missed=missed_points,
             title=section.title,
-        )  # fmt: skip
+        )
         new = self.writer.generate(messages, "repair").strip() + "\n"
         calls = self.writer.calls_made - before
         return new, [_repair(attempt, "rewrite", "the whole section", calls)]
