@@ -6,11 +6,12 @@ import dataclasses
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
 from bookgen.simulator.defects import DefectRule
+from bookgen.simulator.rules import SelectorRule
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "simulator.schema.yaml"
 
@@ -30,38 +31,18 @@ STREAM_KINDS = frozenset(
 FAULT_KINDS = HTTP_KINDS | STREAM_KINDS | {"queued"}
 
 
-@dataclass(frozen=True)
-class FaultRule:
+@dataclass(frozen=True, kw_only=True)
+class FaultRule(SelectorRule):
     """One fault rule; see ``simulator.schema.yaml`` for the meaning of each field."""
 
-    kind: str
-    section: int | None = None
-    sections: tuple[int, ...] | None = None
-    rate: float | None = None
-    rate_mode: str | None = None
-    times: int | None = None
+    KINDS: ClassVar[frozenset[str]] = FAULT_KINDS
+    LABEL: ClassVar[str] = "fault"
+
     after_fraction: float = 0.5
     retry_after: float | str | None = None
     retry_after_ms: float | None = None
     duration_s: float = 1.0
-    model: str | None = None
     message: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS:
-            raise ValueError(
-                f"fault kind {self.kind!r} is unknown; use one of {sorted(FAULT_KINDS)}"
-            )
-        if self.sections is not None and not isinstance(self.sections, tuple):
-            object.__setattr__(self, "sections", tuple(self.sections))
-
-    def section_set(self) -> frozenset[int] | None:
-        """Sections this rule is restricted to, or None when it is not section-bound."""
-        if self.section is not None:
-            return frozenset({self.section})
-        if self.sections is not None:
-            return frozenset(self.sections)
-        return None
 
 
 @dataclass

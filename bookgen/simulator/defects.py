@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 from bookgen.simulator import content
+from bookgen.simulator.rules import SelectorRule
 
 PROSE_KINDS = frozenset(
     {
@@ -33,35 +34,16 @@ CHATTER_BEFORE = "Certainly! Here is the section you asked for."
 CHATTER_AFTER = "I hope this helps! Let me know if you would like any changes."
 
 
-@dataclass(frozen=True)
-class DefectRule:
+@dataclass(frozen=True, kw_only=True)
+class DefectRule(SelectorRule):
     """One defect rule; see ``simulator.schema.yaml`` for the meaning of each field."""
 
-    kind: str
-    section: int | None = None
-    sections: tuple[int, ...] | None = None
-    rate: float | None = None
-    rate_mode: str | None = None
-    times: int | None = None
+    KINDS: ClassVar[frozenset[str]] = DEFECT_KINDS
+    LABEL: ClassVar[str] = "defect"
+
     fraction: float | None = None
     subsection: int | None = None
     of: int | None = None
-    model: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in DEFECT_KINDS:
-            raise ValueError(
-                f"defect kind {self.kind!r} is unknown; use one of {sorted(DEFECT_KINDS)}"
-            )
-        if self.sections is not None and not isinstance(self.sections, tuple):
-            object.__setattr__(self, "sections", tuple(self.sections))
-
-    def section_set(self) -> frozenset[int] | None:
-        if self.section is not None:
-            return frozenset({self.section})
-        if self.sections is not None:
-            return frozenset(self.sections)
-        return None
 
 
 def applies(rule: DefectRule, json_mode: bool, first_reply: bool) -> bool:
