@@ -109,56 +109,50 @@ def _retry_headers(rule: FaultRule) -> tuple[tuple[str, str], ...]:
     return tuple(headers)
 
 
+# kind -> (status, default message, error type, error code); 429/5xx also carry retry headers.
+HTTP_ERRORS: dict[str, tuple[int, str, str, str]] = {
+    "http_429": (
+        429,
+        "Rate Limit Reached: you are sending requests too quickly, please slow down.",
+        "rate_limit_error",
+        "rate_limit_exceeded",
+    ),
+    "http_500": (
+        500,
+        "The server had an error while processing your request. Sorry about that!",
+        "server_error",
+        "server_error",
+    ),
+    "http_503": (
+        503,
+        "Server Overloaded: the server is overloaded due to high traffic, retry later.",
+        "server_error",
+        "server_overloaded",
+    ),
+    "http_402": (402, "Insufficient Balance", "unknown_error", "invalid_request_error"),
+    "http_401": (
+        401,
+        "Authentication Fails, Your api key is invalid",
+        "authentication_error",
+        "invalid_request_error",
+    ),
+    "http_400_model": (400, "Model Not Exist", "invalid_request_error", "invalid_request_error"),
+    "http_422": (
+        422,
+        "Failed to deserialize the JSON body into the target type: invalid parameters",
+        "invalid_request_error",
+        "invalid_request_error",
+    ),
+}
+
+
 def http_error_for(rule: FaultRule) -> HttpError:
     """The HTTP error response an ``http_*`` rule produces."""
-    kind, msg = rule.kind, rule.message
-    if kind == "http_429":
-        return HttpError(
-            429,
-            msg or "Rate Limit Reached: you are sending requests too quickly, please slow down.",
-            "rate_limit_error",
-            "rate_limit_exceeded",
-            headers=_retry_headers(rule),
-        )
-    if kind == "http_500":
-        return HttpError(
-            500,
-            msg or "The server had an error while processing your request. Sorry about that!",
-            "server_error",
-            "server_error",
-            headers=_retry_headers(rule),
-        )
-    if kind == "http_503":
-        return HttpError(
-            503,
-            msg or "Server Overloaded: the server is overloaded due to high traffic, retry later.",
-            "server_error",
-            "server_overloaded",
-            headers=_retry_headers(rule),
-        )
-    if kind == "http_402":
-        return HttpError(
-            402, msg or "Insufficient Balance", "unknown_error", "invalid_request_error"
-        )
-    if kind == "http_401":
-        return HttpError(
-            401,
-            msg or "Authentication Fails, Your api key is invalid",
-            "authentication_error",
-            "invalid_request_error",
-        )
-    if kind == "http_400_model":
-        return HttpError(
-            400, msg or "Model Not Exist", "invalid_request_error", "invalid_request_error"
-        )
-    if kind == "http_422":
-        return HttpError(
-            422,
-            msg or "Failed to deserialize the JSON body into the target type: invalid parameters",
-            "invalid_request_error",
-            "invalid_request_error",
-        )
-    raise ValueError(f"{kind} is not an HTTP fault")
+    if rule.kind not in HTTP_ERRORS:
+        raise ValueError(f"{rule.kind} is not an HTTP fault")
+    status, message, err_type, code = HTTP_ERRORS[rule.kind]
+    headers = _retry_headers(rule) if status == 429 or status >= 500 else ()
+    return HttpError(status, rule.message or message, err_type, code, headers=headers)
 
 
 def stream_error_body(rule: FaultRule) -> dict[str, Any]:
