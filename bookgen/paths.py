@@ -66,6 +66,12 @@ def failure_note(sid: str, root: Path = STATE) -> Path:
     return root / "failures" / f"section_{sid}.json"
 
 
+def section_history(sid: str, root: Path = STATE) -> Path:
+    """Every finished text of a section, kept because Snakemake deletes a job's outputs when it
+    starts: a regeneration that then fails must not lose the last good text."""
+    return root / "history" / f"section_{sid}"
+
+
 def response_cache_dir(root: Path = STATE) -> Path:
     return root / "cache"
 

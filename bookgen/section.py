@@ -316,6 +316,10 @@ def run_section_job(job: SectionJob) -> None:
             doc = writer.usage_document(text, time.monotonic() - t0)
             atomic_write_json(job.out_usage, doc)
             atomic_write_text(job.out_md, text)
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+            atomic_write_text(
+                paths.section_history(job.section.id, job.state_root) / f"{stamp}.md", text
+            )
             note.unlink(missing_ok=True)
         t = doc["totals"]
         cost = "unknown" if t["cost_usd"] is None else f"${t['cost_usd']:.4f}"

@@ -216,6 +216,9 @@ def failure_summary(section_ids: list[str], state_root: Path = paths.STATE) -> s
             budget_message = error
             error = short_error(error, limit=len(error))
         lines.append(f"  section_{sid}: {error} (log: {paths.section_log(sid)})")
+        kept = sorted(paths.section_history(sid, state_root).glob("*.md"))
+        if kept:
+            lines.append(f"    its last finished text is kept in {kept[-1]}")
     if not lines:
         return ""
     return (

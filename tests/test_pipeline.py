@@ -134,6 +134,23 @@ def test_changed_key_points_regenerate_only_that_section(book):
     assert book.pending() == {}
 
 
+def test_failed_regeneration_keeps_the_last_good_text(book):
+    old = book.file("output/section_04.md").read_text()
+    book.edit_config(lambda c: c["sections"][3]["key_points"].append("ECC memory"))
+    book.set_overrides(
+        {
+            "provider": "simulator",
+            "simulator": {"faults": [{"kind": "http_500", "section": 4}]},
+            "retry": {"max_attempts": 2, "initial_delay_s": 0.01},
+        }
+    )
+    proc = book.run("--cores", "2")
+    assert proc.returncode != 0
+    assert not book.file("output/section_04.md").exists()  # Snakemake removed the old output
+    kept = proc.stderr.split("its last finished text is kept in ", 1)[1].split()[0]
+    assert book.file(kept).read_text() == old
+
+
 def test_model_change_regenerates_everything_and_says_why(book):
     book.set_overrides({"provider": "simulator", "model": "deepseek-v4-pro"})
     jobs = book.pending()
