@@ -412,7 +412,7 @@ def big_run(s: Settings, work: Path, log) -> dict[str, Any]:
     report; the snakemake process's memory over the run."""
     n = s.big_run
     with LoopbackSimulator(work / "simbig", {}) as sim:
-        book = loopback_book(work / "big", bench_sections(n, 80), sim.base_url)
+        book = loopback_book(work / "big", bench_sections(n, s.words), sim.base_url)
         exclude = frozenset({os.getpid(), sim.proc.pid})
         with TreeMonitor(os.getpid(), exclude=exclude, interval_s=0.5) as mon:
             load, t0 = load1(), time.monotonic()
