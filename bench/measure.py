@@ -38,7 +38,7 @@ class Settings:
     sections: int = 24
     cores: tuple[int, ...] = (1, 2, 4, 8, 16)
     reps: int = 3  # at the cores with a target (2, 8, 16)
-    reps_other: int = 1  # at the others (1, 4): one run each keeps the suite near 15 minutes
+    reps_other: int = 1  # at the others (1, 4): one run each, to keep the suite shorter
     section_s: float = 3.0
     ttft_s: float = 0.5
     words: int = 300

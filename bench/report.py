@@ -252,7 +252,7 @@ def render(r: dict[str, Any], notes: Path) -> str:
             f"{b['report_sections']} sections. The snakemake process's RSS at 10% / 50% / 90% "
             f"of the run: {' / '.join(str(v) for v in b['snakemake_rss_mb'].values())} MB "
             f"(peak {b['snakemake_peak_mb']} MB); largest section job {b['job_peak_mb']} MB. "
-            f"Load {b['load1']}.",
+            f"Load {b['load1']}." + (f" {b['note']}" if b.get("note") else ""),
             "",
         ]
     if "memory" in r:
