@@ -214,14 +214,15 @@ def render(r: dict[str, Any], notes: Path) -> str:
             f"the thread-pool baseline: {o['baseline_wall_per_section_s']} s wall, "
             f"{o['baseline_cpu_per_section_s']} CPU-s per section. From the start of "
             f"`snakemake` to the first request: {o['to_first_request_s']} s; from the last "
-            f"reply to the end (cost report, exit): {o['after_last_request_s']} s.",
+            f"reply to the end (last job's tail, reports, book formats, exit): "
+            f"{o['after_last_request_s']} s.",
             "",
             f"What one section job imports before it starts (`python -X importtime`, fastest of "
             f"3): {imp['imports_s']} s of imports, {imp['process_wall_s']} s for the whole "
             "process:",
             "",
-            "Packages by the time their first import took, nested ones included (openai's "
-            f"count contains httpx2's and pydantic's); bookgen's own modules: "
+            "Each package's time where it was first imported, including whatever it imported "
+            "first itself (the counts overlap); bookgen's own modules: "
             f"{imp['bookgen_own_s']} s.",
             "",
             *_table(
