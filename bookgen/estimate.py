@@ -26,7 +26,7 @@ from bookgen.budget import (
     worst_case_usd,
 )
 from bookgen.config import Section, template_text
-from bookgen.pricing import Rates, cost_usd, rates_for
+from bookgen.pricing import Rates, cost_usd, format_usd, rates_for
 from bookgen.prompts import CONTINUE_PROMPT, section_messages
 from bookgen.status import SectionState
 from bookgen.tokens import count_tokens
@@ -297,10 +297,6 @@ def _check_against_outline(
     }
 
 
-def _usd(v: float | None) -> str:
-    return "unknown" if v is None else f"${v:.4f}"
-
-
 def _duration(seconds: float) -> str:
     if seconds < 90:
         return f"{seconds:.0f} s"
@@ -324,19 +320,19 @@ def render_estimate(est: dict[str, Any]) -> str:
         for r in est["pending"]:
             lines.append(
                 f"{r['id']:<7} {r['target_words']:>6,} {r['calls']:>6} {r['prompt_tokens']:>13,} "
-                f"{r['completion_tokens']:>14,} {_usd(r['cost_usd']):>11} "
+                f"{r['completion_tokens']:>14,} {format_usd(r['cost_usd']):>11} "
                 f"{r['api_time_s']:>7.0f} s"
             )
         c = t["cost_usd"]
-        periods = ", ".join(f"{p} {_usd(v)}" for p, v in c["by_period"].items())
+        periods = ", ".join(f"{p} {format_usd(v)}" for p, v in c["by_period"].items())
         lines += [
             "",
             f"Input:  {t['prompt_tokens']:,} tokens ({t['prompt_cache_hit_tokens']:,} expected "
             f"prefix-cache hits) in {t['calls']} call(s)",
             f"Output: {t['completion_tokens']:,} tokens",
-            f"Cost:   {_usd(c['expected'])} expected now ({c['period_now'] or 'no price'}); "
-            f"range {_usd(c['low'])} – {_usd(c['high'])} (low: cheapest period with cache hits; "
-            "high: highest rates, no cache hits)",
+            f"Cost:   {format_usd(c['expected'])} expected now ({c['period_now'] or 'no price'}); "
+            f"range {format_usd(c['low'])} – {format_usd(c['high'])} "
+            "(low: cheapest period with cache hits; high: highest rates, no cache hits)",
         ]
         if periods:
             lines.append(f"        by period: {periods}")
@@ -354,14 +350,14 @@ def render_estimate(est: dict[str, Any]) -> str:
     spent = est["spent"]
     if spent["calls"]:
         lines.append(
-            f"Spent so far: {_usd(spent['cost_usd'])} on {spent['calls']} call(s) "
+            f"Spent so far: {format_usd(spent['cost_usd'])} on {spent['calls']} call(s) "
             f"({spent['tokens']:,} tokens), failed attempts included."
         )
     f = est["finished"]
     if f and f["difference"] is not None:
         lines.append(
             f"Check: for the {f['sections']} finished section(s) the outline-only estimate was "
-            f"{_usd(f['outline_estimate_usd'])}; they cost {_usd(f['actual_usd'])} "
+            f"{format_usd(f['outline_estimate_usd'])}; they cost {format_usd(f['actual_usd'])} "
             f"({f['difference']:+.0%})."
         )
     budget = est["budget_usd"]
@@ -372,7 +368,7 @@ def render_estimate(est: dict[str, Any]) -> str:
             "the pending sections fit even at the high estimate"
             if high is not None and high + worst <= left
             else "the run may stop on the budget before every section is written (no call "
-            f"starts unless its worst case, about {_usd(worst)}, fits in what is left)"
+            f"starts unless its worst case, about {format_usd(worst)}, fits in what is left)"
         )
         lines.append(f"Budget: ${budget:.4f}, ${max(left, 0):.4f} left; {verdict}.")
     return "\n".join(lines) + "\n"

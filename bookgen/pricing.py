@@ -72,3 +72,8 @@ def sum_costs(costs: list[float | None]) -> float | None:
     if any(c is None for c in costs):
         return None
     return sum(c for c in costs if c is not None)
+
+
+def format_usd(value: float | None) -> str:
+    """Money for people: ``$1,234.5678``, or ``unknown`` when a price is missing (never $0)."""
+    return "unknown" if value is None else f"${value:,.4f}"

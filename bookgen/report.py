@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bookgen.pricing import sum_costs
+from bookgen.pricing import format_usd, sum_costs
 from bookgen.usage import TOKEN_FIELDS, validate
 
 SUMMED = (
@@ -79,10 +79,6 @@ def build_cost_report(usage_docs: list[dict[str, Any]], book_title: str) -> dict
     return report
 
 
-def _usd(v: float | None) -> str:
-    return "unknown" if v is None else f"${v:,.4f}"
-
-
 def render_markdown(report: dict[str, Any]) -> str:
     """A human-readable cost report."""
     t = report["totals"]
@@ -97,10 +93,11 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"Generated {report['generated_at']} · provider(s): {', '.join(report['providers'])} · "
         f"model(s): {', '.join(report['models'])}",
         "",
-        f"**Total: {_usd(t['cost_usd'])}** for {t['sections']} sections, {t['words']:,} words, "
+        f"**Total: {format_usd(t['cost_usd'])}** for {t['sections']} sections, "
+        f"{t['words']:,} words, "
         f"{t['calls']} API calls"
         + (
-            f" ({t['failed_calls']} failed, costing {_usd(t['failed_cost_usd'])})."
+            f" ({t['failed_calls']} failed, costing {format_usd(t['failed_cost_usd'])})."
             if t["failed_calls"]
             else "."
         ),
@@ -117,13 +114,13 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"| {s['id']} {s['title']} | {s['calls']} | {s['prompt_cache_hit_tokens']:,} | "
             f"{s['prompt_cache_miss_tokens']:,} | {s['completion_tokens']:,} | "
-            f"{s['reasoning_tokens']:,} | {_usd(s['cost_usd'])} | {s['api_time_s']:.1f} s | "
+            f"{s['reasoning_tokens']:,} | {format_usd(s['cost_usd'])} | {s['api_time_s']:.1f} s | "
             f"{s['wall_time_s']:.1f} s |"
         )
     lines.append(
         f"| **Total** | {t['calls']} | {t['prompt_cache_hit_tokens']:,} | "
         f"{t['prompt_cache_miss_tokens']:,} | {t['completion_tokens']:,} | "
-        f"{t['reasoning_tokens']:,} | **{_usd(t['cost_usd'])}** | {t['api_time_s']:.1f} s | "
+        f"{t['reasoning_tokens']:,} | **{format_usd(t['cost_usd'])}** | {t['api_time_s']:.1f} s | "
         f"{t['wall_time_s']:.1f} s |"
     )
     hit_share = t["prompt_cache_hit_tokens"] / t["prompt_tokens"] if t["prompt_tokens"] else 0.0
@@ -138,7 +135,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"Not in the totals above: calls cut off before the provider reported usage, "
             f"estimated at {t['estimated_prompt_tokens']:,} input and "
             f"{t['estimated_completion_tokens']:,} output tokens "
-            f"({_usd(t['estimated_cost_usd'])}).",
+            f"({format_usd(t['estimated_cost_usd'])}).",
         ]
     lines += ["", "## Price table used (USD per million tokens)", ""]
     lines += ["| Model | Period | Input hit | Input miss | Output |", "|---|---|---:|---:|---:|"]

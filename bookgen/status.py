@@ -16,6 +16,7 @@ from bookgen import paths
 from bookgen.budget import journal_calls, spending
 from bookgen.config import Section, book_fingerprint, section_fingerprint
 from bookgen.locks import section_busy
+from bookgen.pricing import format_usd, sum_costs
 
 BUDGET_PREFIX = "budget reached"
 
@@ -129,15 +130,6 @@ def section_states(
     return out
 
 
-def _usd(v: float | None) -> str:
-    return "unknown" if v is None else f"${v:.4f}"
-
-
-def _sum_costs(states: list[SectionState]) -> float | None:
-    costs = [s.cost_usd for s in states]
-    return None if any(c is None for c in costs) else sum(c for c in costs if c is not None)
-
-
 def status_report(config: dict[str, Any], states: list[SectionState]) -> dict[str, Any]:
     """The status as data (``bookgen status --json``)."""
     counts: dict[str, int] = {}
@@ -154,7 +146,7 @@ def status_report(config: dict[str, Any], states: list[SectionState]) -> dict[st
             "words": sum(s.words or 0 for s in states),
             "calls": sum(s.calls for s in states),
             "failed_calls": sum(s.failed_calls for s in states),
-            "cost_usd": _sum_costs(states),
+            "cost_usd": sum_costs([s.cost_usd for s in states]),
             "api_time_s": round(sum(s.api_time_s for s in states), 3),
             "wall_time_s": round(sum(s.wall_time_s or 0 for s in states), 3),
         },
@@ -169,7 +161,7 @@ def render_status(report: dict[str, Any]) -> str:
         wall = f"{s['wall_time_s']:.1f} s" if s["wall_time_s"] is not None else "–"
         calls = f"{s['calls']}" + (f" ({s['failed_calls']} failed)" if s["failed_calls"] else "")
         note = s["title"] + (f" — {s['detail']}" if s["state"] != "done" else "")
-        rows.append((s["id"], s["state"], words, _usd(s["cost_usd"]), calls, wall, note))
+        rows.append((s["id"], s["state"], words, format_usd(s["cost_usd"]), calls, wall, note))
     t = report["totals"]
     rows.append(
         (
@@ -177,7 +169,7 @@ def render_status(report: dict[str, Any]) -> str:
             f"{report['counts'].get('done', 0) + report['counts'].get('flagged', 0)}"
             f"/{t['sections']} written",
             f"{t['words']:,}",
-            _usd(t["cost_usd"]),
+            format_usd(t["cost_usd"]),
             f"{t['calls']}" + (f" ({t['failed_calls']} failed)" if t["failed_calls"] else ""),
             f"{t['wall_time_s']:.1f} s",
             f"API time {t['api_time_s']:.1f} s",
