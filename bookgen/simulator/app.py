@@ -9,7 +9,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -488,6 +488,16 @@ class Simulator:
         return n, hit
 
     # bodies --------------------------------------------------------------------------------------
+    def _start(
+        self, req: ChatRequest, fault: FaultRule | None, rec: Record, keepalive: bytes
+    ) -> Generator[bytes, None, _Pacer]:
+        """Hold a queued request with keep-alive lines, then read the prompt; returns the pacer."""
+        if fault is not None and fault.kind == "queued":
+            yield from self._keepalives(fault.duration_s, keepalive)
+        rec.prompt_tokens, rec.hit_tokens = self._prefill(req)
+        rec.started = True
+        return _Pacer(self.config.ttft_s, self.config.tokens_per_s)
+
     def _keepalives(self, duration: float, line: bytes) -> Iterator[bytes]:
         if duration <= 0:
             return
@@ -569,11 +579,7 @@ class Simulator:
         incl = req.include_usage
         show_reasoning = self.config.usage_shape == "deepseek"
         try:
-            if fault is not None and fault.kind == "queued":
-                yield from self._keepalives(fault.duration_s, b": keep-alive\n\n")
-            rec.prompt_tokens, rec.hit_tokens = self._prefill(req)
-            rec.started = True
-            pacer = _Pacer(self.config.ttft_s, self.config.tokens_per_s)
+            pacer = yield from self._start(req, fault, rec, b": keep-alive\n\n")
             pacer.wait(0)
             yield _sse(self._chunk(rec, created, {"role": "assistant", "content": ""}, None, incl))
             size = self._batch_size()
@@ -610,11 +616,7 @@ class Simulator:
         self, req: ChatRequest, plan: Plan, fault: FaultRule | None, rec: Record
     ) -> Iterator[bytes]:
         try:
-            if fault is not None and fault.kind == "queued":
-                yield from self._keepalives(fault.duration_s, b"\n")
-            rec.prompt_tokens, rec.hit_tokens = self._prefill(req)
-            rec.started = True
-            pacer = _Pacer(self.config.ttft_s, self.config.tokens_per_s)
+            pacer = yield from self._start(req, fault, rec, b"\n")
             pacer.wait(len(plan.reasoning_tokens) + len(plan.content_tokens))
             rec.reasoning = len(plan.reasoning_tokens)
             rec.content = len(plan.content_tokens)
