@@ -20,7 +20,8 @@ from typing import Any
 
 from bookgen import paths
 from bookgen.config import ConfigError, Section, template_text
-from bookgen.fsutil import read_json_lines
+from bookgen.journal import CallJournal
+from bookgen.locks import section_busy
 from bookgen.pricing import Rates, cost_usd
 from bookgen.prompts import section_messages
 from bookgen.tokens import count_tokens
@@ -66,7 +67,8 @@ def journal_calls(state_root: Path = paths.STATE) -> dict[str, list[dict[str, An
     """Every journaled call of the book, by section id (read from ``.bookgen/calls``)."""
     out: dict[str, list[dict[str, Any]]] = {}
     for path in sorted(paths.calls_journal("x", state_root).parent.glob("section_*.jsonl")):
-        out[path.stem.removeprefix("section_")] = read_json_lines(path)
+        sid = path.stem.removeprefix("section_")
+        out[sid] = CallJournal(path).records(in_flight=section_busy(sid, state_root))
     return out
 
 

@@ -2,12 +2,15 @@
 
 ``stream_call`` never raises for API trouble: it returns a ``CallOutcome`` that says what
 arrived (text, finish reason, the provider's usage if it came) and, on failure, how to treat
-it (``transient``: retry; ``fatal``: stop the whole run; ``section``: fail this section only).
+it (``transient``: retry; ``fatal``: stop the whole run; ``section``: fail this section only;
+``stopped``: the run was interrupted and the stream abandoned).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +40,7 @@ FATAL_FOR_RUN = {
 }
 TRANSIENT_STATUSES = {408, 409, 425, 429}
 TRANSIENT_FINISH_REASONS = {"insufficient_system_resource"}
+CHARS_PER_TOKEN = 4  # for progress only: about how many characters an English token has
 
 
 @dataclass
@@ -48,7 +52,7 @@ class CallOutcome:
     finish_reason: str | None = None
     usage: dict[str, int] | None = None  # as reported by the provider, normalised
     error: str | None = None
-    error_kind: str | None = None  # None | "transient" | "fatal" | "section"
+    error_kind: str | None = None  # None | "transient" | "fatal" | "section" | "stopped"
     status_code: int | None = None
     retry_after_s: float | None = None
     started_at: float = 0.0
@@ -62,7 +66,7 @@ class CallOutcome:
 
     def estimated_completion_tokens(self) -> int:
         """Tokens received when the provider never reported usage (cut streams)."""
-        return count_tokens(self.text) + self.reasoning_chars // 4
+        return count_tokens(self.text) + self.reasoning_chars // CHARS_PER_TOKEN
 
 
 def make_client(config: dict[str, Any], state_root: Path = paths.STATE) -> openai.OpenAI:
@@ -92,6 +96,32 @@ def make_client(config: dict[str, Any], state_root: Path = paths.STATE) -> opena
     )
 
 
+_shared: dict[str, openai.OpenAI] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_client(config: dict[str, Any], state_root: Path = paths.STATE) -> openai.OpenAI:
+    """``make_client``'s client, made once per endpoint and process: jobs running in threads
+    of one Snakemake process share its connections (no new connection, or TLS handshake, per
+    section) and, with the simulator, one simulated provider."""
+    key = json.dumps(
+        [
+            config["provider"],
+            config["base_url"],
+            config["api_key_env"],
+            config["generation"]["timeout_s"],
+            config.get("simulator"),
+            str(Path(state_root).resolve()),
+        ],
+        sort_keys=True,
+        default=str,
+    )
+    with _shared_lock:
+        if key not in _shared:
+            _shared[key] = make_client(config, state_root)
+        return _shared[key]
+
+
 def parse_retry_after(headers: Any) -> float | None:
     """Seconds to wait from ``retry-after-ms`` / ``retry-after`` (seconds or HTTP date)."""
     if headers is None:
@@ -118,9 +148,13 @@ def parse_retry_after(headers: Any) -> float | None:
 def stream_call(
     client: openai.OpenAI,
     request: dict[str, Any],
-    on_progress: Callable[[int, float], None] | None = None,
+    on_progress: Callable[[int, float], None] | None = None,  # (about N tokens, seconds)
+    should_stop: Callable[[], bool] | None = None,
 ) -> CallOutcome:
     """Stream one chat completion, collecting text, reasoning and the final usage chunk.
+
+    ``should_stop`` is asked after every chunk; when it says yes the stream is closed and the
+    outcome says so (``error_kind`` ``stopped``), with what arrived until then.
 
     Chunks arrive as plain dicts (``cast_to=object``): the SDK still sends the request, decodes
     the event stream and raises its errors, but builds no typed model per chunk (0.16 ms of CPU
@@ -129,7 +163,7 @@ def stream_call(
     out = CallOutcome(started_at=time.time())
     t0 = time.monotonic()
     parts: list[str] = []
-    received = 0
+    received = 0  # characters of text and reasoning
     body = {k: v for k, v in request.items() if k != "extra_body"}
     body.update(request.get("extra_body") or {})
     body.update(stream=True, stream_options={"include_usage": True})
@@ -149,16 +183,23 @@ def stream_call(
                 if delta is not None:
                     if delta.get("content"):
                         parts.append(delta["content"])
-                        received += 1
+                        received += len(delta["content"])
                     reasoning = delta.get("reasoning_content") or delta.get("reasoning")
                     if reasoning:
                         out.reasoning_chars += len(reasoning)
-                        received += 1
+                        received += len(reasoning)
                 if choice.get("finish_reason"):
                     out.finish_reason = choice["finish_reason"]
             if on_progress is not None and received:
-                on_progress(received, time.monotonic() - t0)
-        if out.finish_reason is None:
+                on_progress(received // CHARS_PER_TOKEN, time.monotonic() - t0)
+            if should_stop is not None and out.finish_reason is None and should_stop():
+                stream.close()
+                out.error = "interrupted (Ctrl-C) while the reply was streaming"
+                out.error_kind = "stopped"
+                break
+        if out.error_kind == "stopped":
+            pass
+        elif out.finish_reason is None:
             out.error = "the stream ended before the reply was finished (no finish reason)"
             out.error_kind = "transient"
         elif out.finish_reason in TRANSIENT_FINISH_REASONS:

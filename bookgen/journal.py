@@ -22,16 +22,36 @@ def request_hash(request: dict[str, Any]) -> str:
 
 
 class CallJournal:
-    """Append-only JSON-lines record of a section's API calls, failed ones included."""
+    """Append-only JSON-lines record of a section's API calls, failed ones included.
+
+    Before a request is sent, ``begin`` journals what to bill if its process dies before the
+    reply is recorded (a failed call, input tokens estimated); ``append`` then records the call
+    itself under the same ``call_id``, which supersedes that line.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
+    def begin(self, unfinished: dict[str, Any]) -> None:
+        """Journal the record that stands for this call should it never finish."""
+        self.append({**unfinished, "unfinished": True})
+
     def append(self, record: dict[str, Any]) -> None:
         append_line(self.path, json.dumps(record, ensure_ascii=False, sort_keys=True))
 
-    def records(self) -> list[dict[str, Any]]:
-        return read_json_lines(self.path)
+    def records(self, in_flight: bool = False) -> list[dict[str, Any]]:
+        """Every call, in order. A call begun and never recorded counts as failed, unless
+        ``in_flight`` (its section is being written right now): then it is left out."""
+        lines = read_json_lines(self.path)
+        finished = {r["call_id"] for r in lines if "call_id" in r and not r.get("unfinished")}
+        out = []
+        for r in lines:
+            if r.get("unfinished"):
+                if in_flight or r["call_id"] in finished:
+                    continue
+                r = {k: v for k, v in r.items() if k != "unfinished"}
+            out.append(r)
+        return out
 
 
 class ResponseCache:

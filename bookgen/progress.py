@@ -1,7 +1,8 @@
-"""A section's human-readable log, meant for ``tail -f`` while the section is written."""
+"""What a job tells the user: its own log (for ``tail -f``) and whole lines on the console."""
 
 from __future__ import annotations
 
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +30,14 @@ class ProgressLog:
             return
         self._last = now
         rate = tokens / elapsed_s if elapsed_s > 0 else 0.0
-        self.line(f"{call_label}: {tokens:,} tokens so far, {rate:.1f} tokens/s")
+        self.line(f"{call_label}: about {tokens:,} tokens so far, {rate:.1f} tokens/s")
 
     def close(self) -> None:
         self._fh.close()
+
+
+def announce(text: str) -> None:
+    """Print ``text`` as whole lines on stdout. Jobs run in threads: one write per message
+    keeps two sections finishing at once from splicing their lines together."""
+    sys.stdout.write(text.rstrip("\n") + "\n")
+    sys.stdout.flush()

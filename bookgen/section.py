@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,20 +14,26 @@ from typing import Any
 
 import openai
 
-from bookgen import paths
+from bookgen import interrupt, paths
 from bookgen.budget import BudgetReached, book_spending, check_budget, progress_line
-from bookgen.client import CallOutcome, make_client, stream_call
+from bookgen.client import CallOutcome, shared_client, stream_call
 from bookgen.config import Section, template_text
 from bookgen.fsutil import atomic_write_json, atomic_write_text
 from bookgen.journal import CallJournal, ResponseCache, request_hash
 from bookgen.locks import section_lock
 from bookgen.pricing import cost_usd, rates_for
-from bookgen.progress import ProgressLog
+from bookgen.progress import ProgressLog, announce
 from bookgen.prompts import continuation_messages, fixed_prompt_texts, section_messages
 from bookgen.quality import Context, echo_patterns
 from bookgen.retry import Backoff, GiveUp
 from bookgen.tokens import count_tokens
 from bookgen.usage import TOKEN_FIELDS, sum_calls, validate, zero_usage
+
+# The journal's stand-in for a call whose process died before the reply was recorded.
+UNFINISHED_CALL = (
+    "no reply recorded: the run was killed during this call; the provider may have billed it "
+    "(input tokens estimated, output unknown)"
+)
 
 
 class SectionFailed(Exception):
@@ -68,11 +75,11 @@ class SectionWriter:
         self,
         job: SectionJob,
         client: openai.OpenAI | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = interrupt.sleep,
     ) -> None:
         self.job = job
         self.config = job.config
-        self.client = client or make_client(job.config, job.state_root)
+        self.client = client or shared_client(job.config, job.state_root)
         self.sleep = sleep
         self.sid = job.section.id
         self.journal = CallJournal(paths.calls_journal(self.sid, job.state_root))
@@ -107,8 +114,11 @@ class SectionWriter:
         req.update(options or {})
         return req
 
-    def _record(self, out: CallOutcome, purpose: str, key: str, messages: list) -> dict[str, Any]:
-        """Journal one API call with its usage and cost (reported, or estimated if cut)."""
+    def _record(
+        self, out: CallOutcome, purpose: str, key: str, messages: list, call_id: str
+    ) -> dict[str, Any]:
+        """One API call's journal record with its usage and cost (reported, or estimated if
+        cut)."""
         rates = rates_for(
             self.config["prices"], self.config["model"], datetime.fromtimestamp(out.started_at, UTC)
         )
@@ -142,8 +152,8 @@ class SectionWriter:
             "rates": rates.as_dict() if rates else None,
             "model": self.config["model"],
             "request_hash": key,
+            "call_id": call_id,
         }
-        self.journal.append(record)
         return record
 
     def _check_halt(self) -> None:
@@ -173,6 +183,8 @@ class SectionWriter:
         if cached is not None:
             self.log.line(f"{purpose}: reply replayed from the response cache (already paid for)")
             return CallOutcome(text=cached["text"], finish_reason=cached["finish_reason"])
+        if interrupt.stopping():
+            raise SectionFailed("not started: the run was interrupted (Ctrl-C)")
         self._check_halt()
         try:
             check_budget(self.config, req, self.job.state_root)
@@ -181,8 +193,17 @@ class SectionWriter:
         self.calls_made += 1
         label = f"call {self.calls_made} ({purpose})"
         self.log.line(f"{label}: requesting {self.config['model']}")
-        out = stream_call(self.client, req, lambda n, dt: self.log.progress(label, n, dt))
-        rec = self._record(out, purpose, key, messages)
+        call_id = uuid.uuid4().hex
+        lost = CallOutcome(started_at=time.time(), error=UNFINISHED_CALL)
+        self.journal.begin(self._record(lost, purpose, key, messages, call_id))
+        out = stream_call(
+            self.client,
+            req,
+            lambda n, dt: self.log.progress(label, n, dt),
+            should_stop=interrupt.stopping,
+        )
+        rec = self._record(out, purpose, key, messages, call_id)
+        self.journal.append(rec)
         if out.complete:
             self.cache.put(key, {"text": out.text, "finish_reason": out.finish_reason})
         tokens = rec["completion_tokens"] or rec["estimated_completion_tokens"]
@@ -217,6 +238,11 @@ class SectionWriter:
                 raise SectionFailed(redact(out.error, self.secrets) or "fatal error")
             if out.error_kind == "section":
                 raise SectionFailed(redact(out.error, self.secrets) or "request rejected")
+            if out.error_kind == "stopped":
+                raise SectionFailed(
+                    "interrupted (Ctrl-C) while the reply was streaming; what the call cost so "
+                    "far is recorded. Run the same command again to write this section"
+                )
             # Keep whatever arrived, even from a dropped stream: the next call continues it.
             text += out.text
             if out.error_kind == "transient":
@@ -329,7 +355,7 @@ def run_section_job(job: SectionJob) -> None:
         )
         done = sum(paths.section_md(s.id).exists() for s in job.sections)
         spent = book_spending(job.state_root)
-        print(progress_line(job.section.id, done, len(job.sections), spent), flush=True)
+        announce(progress_line(job.section.id, done, len(job.sections), spent))
     except SectionFailed as e:
         writer.log.line(f"FAILED: {e}")
         failure = {"section": job.section.id, "error": str(e), "at": _iso(time.time())}

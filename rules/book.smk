@@ -23,8 +23,8 @@ rule book_md:
         title_page={k: v for k, v in config["book"].items() if k != "style"},
         model=f"{config['provider']}:{config['model']}",
         outline=section_titles(),
-    script:
-        "../scripts/book_md.py"
+    run:
+        jobs.book_md(config, input, output, log)
 
 
 rule book_format:
@@ -39,5 +39,5 @@ rule book_format:
         ),
     log:
         "output/logs/book_{fmt}.log",
-    script:
-        "../scripts/book_format.py"
+    run:
+        jobs.book_format(wildcards.fmt, input, output, log)

@@ -3,7 +3,7 @@
 import inspect
 import sys
 
-from bookgen import paths
+from bookgen import interrupt, jobs, paths
 from bookgen.budget import check_budget_config, exhausted_message
 from bookgen.config import (
     ConfigError,
@@ -131,6 +131,7 @@ def on_start(workflow):
     except LockBusy as err:
         sys.exit(str(err))
     paths.halt_file().unlink(missing_ok=True)
+    interrupt.install()
     if writes_sections and config["provider"] == "simulator":
         print(
             "bookgen: provider=simulator: sections are SIMULATED offline by bookgen's built-in "

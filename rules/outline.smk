@@ -18,5 +18,5 @@ if TOPIC_MODE:
             api=1,
         message:
             "Writing the book's outline from its topic (log: {log})"
-        script:
-            "../scripts/write_outline.py"
+        run:
+            jobs.outline(config, output, log)

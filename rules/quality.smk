@@ -21,5 +21,5 @@ rule quality_report:
     params:
         title=config["book"]["title"],
         thresholds={k: config["qc"][k] for k in ("overlap_threshold", "shingle_words")},
-    script:
-        "../scripts/quality_report.py"
+    run:
+        jobs.quality_report(config, input, output, log)

@@ -17,5 +17,5 @@ rule cost_report:
         "output/logs/cost_report.log",
     params:
         title=config["book"]["title"],
-    script:
-        "../scripts/cost_report.py"
+    run:
+        jobs.cost_report(input, output, params, log)

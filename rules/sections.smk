@@ -21,5 +21,5 @@ rule section:
         api=1,
     message:
         "Writing section {wildcards.sid} (log: {log})"
-    script:
-        "../scripts/write_section.py"
+    run:
+        jobs.section(config, wildcards.sid, params, output, log)

@@ -15,7 +15,7 @@ import yaml
 
 from tests.conftest import REPO
 
-WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "config", "profiles", "bookgen", "report")
+WORKFLOW_PARTS = ("Snakefile", "rules", "config", "profiles", "bookgen", "report")
 BIN = Path(sys.executable).parent
 FAST = {"retry": {"initial_delay_s": 0.01, "max_delay_s": 0.05, "max_attempts": 3}}
 

@@ -19,6 +19,7 @@ from bookgen.budget import (
 )
 from bookgen.config import ConfigError
 from bookgen.fsutil import append_line
+from bookgen.journal import CallJournal
 from bookgen.usage import zero_usage
 from tests.book import Book, pending_sections, short_sections
 from tests.conftest import load_config
@@ -139,9 +140,9 @@ def test_budget_stops_new_calls_and_says_so(stopped):
 def test_overshoot_is_bounded_by_the_calls_in_flight(stopped):
     book, _ = stopped
     calls = [
-        json.loads(line)
+        call
         for path in (book.path / ".bookgen" / "calls").glob("*.jsonl")
-        for line in path.read_text().splitlines()
+        for call in CallJournal(path).records()
     ]
     spent = book_spending(book.path / ".bookgen").cost_usd
     assert spent == pytest.approx(sum(c["cost_usd"] for c in calls))

@@ -4,11 +4,13 @@ the next plain run generates only what is missing, and no section is paid for tw
 from __future__ import annotations
 
 import collections
+import json
 import os
 import signal
 import subprocess
 import time
 
+from bookgen.section import UNFINISHED_CALL
 from tests.book import BIN, Book
 from tests.loopback import LoopbackSimulator
 
@@ -39,8 +41,8 @@ def start(book: Book) -> subprocess.Popen:
     )
 
 
-def wait_mid_run(book: Book, proc: subprocess.Popen, finished: int = 2) -> None:
-    """Until `finished` sections are written and another one is streaming."""
+def wait_mid_run(book: Book, proc: subprocess.Popen, finished: int = 2) -> list[str]:
+    """Until `finished` sections are written and another one is streaming; the streaming ones."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the run ended before it could be interrupted"
@@ -51,7 +53,7 @@ def wait_mid_run(book: Book, proc: subprocess.Popen, finished: int = 2) -> None:
             if log.stem not in done and "tokens so far" in log.read_text()
         ]
         if len(done) >= finished and streaming:
-            return
+            return [log.stem for log in streaming]
         time.sleep(0.05)
     raise AssertionError("no section was streaming")
 
@@ -72,6 +74,11 @@ def assert_each_section_billed_once(sim: LoopbackSimulator) -> None:
     assert per_section == {n: 1 for n in range(1, 12)}, per_section
 
 
+def journal(book: Book, name: str) -> list[dict]:
+    path = book.path / ".bookgen" / "calls" / f"{name}.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 def resume(book: Book) -> None:
     proc = book.run("--cores", "2", env=KEY)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -86,11 +93,14 @@ def test_ctrl_c_mid_run_then_resume(tmp_path):
             tmp_path / "book", {"provider": "deepseek", "base_url": sim.base_url, **CHECK_ONLY}
         )
         proc = start(book)
-        wait_mid_run(book, proc)
+        streaming = wait_mid_run(book, proc)
         os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(timeout=60) != 0
         assert 2 <= len(book.sections()) < 11
         assert_finished_sections_are_whole(book)
+        # The stream in flight was abandoned at once, and what it cost so far is on record.
+        cut = [c for name in streaming for c in journal(book, name)]
+        assert any("interrupted (Ctrl-C)" in (c["error"] or "") for c in cut), cut
         before = {p.name: p.stat().st_mtime_ns for p in (book.path / "output").glob("section_*")}
         resume(book)
         # Sections finished before the interrupt were kept, not rewritten.
@@ -105,10 +115,20 @@ def test_kill_9_mid_run_then_plain_rerun(tmp_path):
             tmp_path / "book", {"provider": "deepseek", "base_url": sim.base_url, **CHECK_ONLY}
         )
         proc = start(book)
-        wait_mid_run(book, proc)
+        streaming = wait_mid_run(book, proc)
         os.kill(proc.pid, signal.SIGKILL)  # the main process only, as `kill -9 PID` does
         proc.wait(timeout=30)
         assert_finished_sections_are_whole(book)
-        # No --unlock needed; orphaned jobs still running are waited for, not paid twice.
+        # No --unlock needed, and nothing is paid twice.
         resume(book)
         assert_each_section_billed_once(sim)
+        # The call cut by the kill stays on the bill: a failed call, its input estimated.
+        lost = [
+            c
+            for name in streaming
+            for c in book.json(f"output/usage/{name}.json")["calls"]
+            if c["error"] == UNFINISHED_CALL
+        ]
+        assert lost and all(c["estimated_prompt_tokens"] > 0 for c in lost), streaming
+        report = book.json("output/cost_report.json")
+        assert report["totals"]["failed_calls"] >= len(lost)

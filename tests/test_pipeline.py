@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bookgen.journal import CallJournal
 from tests.book import BIN, Book, pending_sections
 
 ALL_SECTIONS = {f"section_{i:02d}" for i in range(1, 12)}
@@ -109,15 +110,16 @@ def test_single_target_builds_only_that_section(tmp_path):
     assert not book.file("output/cost_report.json").exists()
 
 
-def test_touching_code_rules_scripts_and_config_regenerates_nothing(book):
+def test_touching_code_rules_and_config_regenerates_nothing(book):
     now = time.time() + 5
-    for pattern in ("Snakefile", "rules/*", "scripts/*", "bookgen/**/*.py", "config/**/*"):
+    for pattern in ("Snakefile", "rules/*", "bookgen/**/*.py", "config/**/*"):
         for path in book.path.glob(pattern):
             os.utime(path, (now, now))
     assert pending_sections(book.pending()) == set()
-    # A new bookgen version (script text changed) must not re-bill either.
-    with book.file("scripts/write_section.py").open("a") as fh:
-        fh.write("\n# upgraded\n")
+    # A new bookgen version (the rule's and the job's code changed) must not re-bill either.
+    for part in ("rules/sections.smk", "bookgen/jobs.py"):
+        with book.file(part).open("a") as fh:
+            fh.write("\n# upgraded\n")
     book.edit_config(lambda c: c["prices"]["deepseek-flash"].update(output=9.99))
     assert pending_sections(book.pending()) == set()
 
@@ -169,8 +171,8 @@ def test_failing_section_does_not_stop_the_others(tmp_path):
     assert book.sections() == [f"section_{i:02d}.md" for i in range(1, 12) if i != 6]
     assert not book.file("output/cost_report.json").exists()
     # Three attempts (retry.max_attempts) were made and are on record, though nothing was written.
-    journal = book.file(".bookgen/calls/section_06.jsonl").read_text().splitlines()
-    assert len(journal) == 3
+    journal = CallJournal(book.file(".bookgen/calls/section_06.jsonl")).records()
+    assert [c["http_status"] for c in journal] == [500, 500, 500]
     # The fault is gone: the rerun generates only the missing section, then the report.
     book.set_overrides({"provider": "simulator", "retry": {"initial_delay_s": 0.01}})
     assert pending_sections(book.pending()) == {"section_06"}
@@ -200,9 +202,9 @@ def test_rejected_key_stops_the_run_without_burning_calls(tmp_path):
     assert proc.returncode != 0
     assert "API key was rejected" in proc.stderr
     calls = [
-        line
+        call
         for path in (book.path / ".bookgen" / "calls").glob("*.jsonl")
-        for line in path.read_text().splitlines()
+        for call in CallJournal(path).records()
     ]
     assert 1 <= len(calls) <= 2  # at most the sections already in flight at --cores 2
     assert "run was stopped because" in proc.stderr

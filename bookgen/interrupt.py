@@ -1,0 +1,64 @@
+"""Ctrl-C while sections are written in threads of the Snakemake process.
+
+Python delivers SIGINT to the main thread only, where Snakemake turns it into "cancel the
+jobs" and then waits for their threads. ``install`` (called at the run's start) adds a step in
+front: the first Ctrl-C sets a flag that every writer checks between streamed chunks, before
+each request and during retry waits, so the sections in flight stop within moments and record
+what their cut calls cost. A second Ctrl-C ends the process at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+_stop = threading.Event()
+
+
+def stopping() -> bool:
+    """True once the run was interrupted: no new request may start, streams are abandoned."""
+    return _stop.is_set()
+
+
+def sleep(seconds: float) -> None:
+    """``time.sleep`` that returns early when the run is interrupted."""
+    _stop.wait(max(0.0, seconds))
+
+
+def request_stop() -> None:
+    """What the first Ctrl-C does (also for tests)."""
+    _stop.set()
+
+
+def reset() -> None:
+    """Forget an interruption (a new run in the same process, e.g. in tests)."""
+    _stop.clear()
+
+
+def install() -> None:
+    """Put bookgen's Ctrl-C handling in front of the current SIGINT handler (main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if stopping():
+            print("bookgen: second Ctrl-C: stopping at once.", file=sys.stderr, flush=True)
+            os._exit(130)
+        request_stop()
+        print(
+            "bookgen: Ctrl-C: stopping. Sections in flight are abandoned and what their calls "
+            "cost so far is recorded; finished sections are kept. Run the same command again "
+            "to continue. (Ctrl-C again stops at once.)",
+            file=sys.stderr,
+            flush=True,
+        )
+        if callable(previous):
+            previous(signum, frame)
+        else:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)

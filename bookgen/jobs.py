@@ -1,0 +1,127 @@
+"""The rules' jobs: each rule's ``run:`` block calls one function here, with Snakemake's objects.
+
+The profile runs these in threads of the Snakemake process (``force-use-threads``): a job then
+costs no new interpreter and no fresh ``import openai`` (about 1.2 CPU-s per section job as a
+``script:``), so the next section's request follows the last one's reply within milliseconds.
+The logic lives in the modules these call; a failure is raised as ``JobFailed`` with a message
+that says what to do, which Snakemake prints under the rule's name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bookgen.outline import book_sections
+from bookgen.progress import announce
+
+
+class JobFailed(Exception):
+    """A job could not make its outputs; the message says why and what to do."""
+
+
+def section(config: dict[str, Any], sid: str, params: Any, output: Any, log: Any) -> None:
+    """Rule ``section``: write one section and its usage file (bookgen.section)."""
+    from bookgen.section import SectionFailed, SectionJob, run_section_job
+
+    sections = book_sections(config)
+    job = SectionJob(
+        config=config,
+        sections=sections,
+        section=next(s for s in sections if s.id == sid),
+        fingerprint=dict(params.items()),
+        out_md=Path(output.md),
+        out_usage=Path(output.usage),
+        log=Path(log[0]),
+    )
+    try:
+        run_section_job(job)
+    except SectionFailed as e:
+        raise JobFailed(f"section_{sid} failed: {e}") from None
+
+
+def outline(config: dict[str, Any], output: Any, log: Any) -> None:
+    """Checkpoint ``outline``: the outline from the topic (bookgen.outline)."""
+    from bookgen.outline import write_outline
+    from bookgen.section import SectionFailed
+
+    try:
+        write_outline(config, Path(output.outline), Path(output.usage), Path(log[0]))
+    except SectionFailed as e:
+        raise JobFailed(f"the outline could not be written: {e}") from None
+
+
+def cost_report(input: Any, output: Any, params: Any, log: Any) -> None:
+    """Rule ``cost_report``: merge the usage files (bookgen.report)."""
+    from bookgen.fsutil import atomic_write_json, atomic_write_text
+    from bookgen.report import build_cost_report, load_usage_docs, render_markdown
+
+    report = build_cost_report(load_usage_docs(list(input)), params.title)
+    atomic_write_json(output.json, report)
+    atomic_write_text(output.md, render_markdown(report))
+    total = report["totals"]["cost_usd"]
+    _summarise(
+        log,
+        [
+            f"cost report: {report['totals']['calls']} calls, "
+            + ("cost unknown" if total is None else f"${total:.4f}"),
+            *(f"warning: {w}" for w in report["warnings"]),
+        ],
+    )
+
+
+def quality_report(config: dict[str, Any], input: Any, output: Any, log: Any) -> None:
+    """Rule ``quality_report``: checks, overlaps and uncovered items (bookgen.quality_report)."""
+    from bookgen.quality_report import write_quality_report
+
+    report = write_quality_report(
+        config,
+        book_sections(config),
+        list(input.md),
+        list(input.usage),
+        Path(output.json),
+        Path(output.md),
+    )
+    t = report["totals"]
+    _summarise(
+        log,
+        [
+            f"quality report: {t['passed']} of {t['sections']} sections pass every check, "
+            f"{t['flagged']} flagged; {t['repairs']} repair(s)",
+            *(
+                f"warning: sections {p['sections'][0]} and {p['sections'][1]} overlap "
+                f"{p['overlap']:.0%} (see output/quality_report.md)"
+                for p in report["overlapping_pairs"]
+            ),
+            *(
+                f"warning: section {u['section']} does not cover its key point {u['key_point']!r}"
+                for u in report["uncovered_key_points"]
+            ),
+        ],
+    )
+
+
+def book_md(config: dict[str, Any], input: Any, output: Any, log: Any) -> None:
+    """Rule ``book_md``: assemble the sections into ``book.md`` (bookgen.book)."""
+    from bookgen.book import write_book_md
+
+    sections = book_sections(config)
+    write_book_md(config, sections, [Path(p) for p in input], Path(output[0]))
+    Path(log[0]).write_text(f"book.md: {len(sections)} sections assembled\n")
+
+
+def book_format(fmt: str, input: Any, output: Any, log: Any) -> None:
+    """Rule ``book_format``: ``book.md`` to HTML, EPUB or PDF (bookgen.book)."""
+    from bookgen.book import BookFormatError, write_format
+
+    try:
+        write_format(Path(input[0]), fmt, Path(output[0]))
+    except BookFormatError as e:
+        raise JobFailed(f"book.{fmt} failed: {e}") from None
+    Path(log[0]).write_text(f"book.{fmt}: {Path(output[0]).stat().st_size:,} bytes\n")
+
+
+def _summarise(log: Any, lines: list[str]) -> None:
+    """Print a report's summary and keep it in the job's log."""
+    Path(log[0]).write_text("\n".join(lines) + "\n")
+    announce("\n".join(lines))
