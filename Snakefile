@@ -30,6 +30,10 @@ onstart:
     on_start(workflow)
 
 
+onsuccess:
+    on_end()
+
+
 onerror:
     on_error()
 

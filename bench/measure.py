@@ -28,7 +28,6 @@ from tests.loopback import LoopbackSimulator
 KEY = {"DEEPSEEK_API_KEY": "sk-bench-loopback"}
 STATE_DIRS = ("output", ".bookgen", ".snakemake", "baseline")
 TARGET_CORES = (2, 8, 16)  # issue 6 sets efficiency targets at these --cores
-JOB_SCRIPT = "write_section"  # the section job's process: .snakemake/scripts/tmp*.write_section.py
 
 
 @dataclass
@@ -331,23 +330,16 @@ def overhead(s: Settings, work: Path, log) -> dict[str, Any]:
         "baseline_wall_per_section_s": _median(base, "wall_per_section_s"),
         "baseline_cpu_per_section_s": _median(base, "cpu_per_section_s"),
     }
-    return {"runs": runs, "summary": summary, "job_imports": job_imports()}
+    return {"runs": runs, "summary": summary, "run_imports": run_imports()}
 
 
 _IMPORT_RE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 
 
-def job_imports(tries: int = 3) -> dict[str, Any]:
-    """What the section job imports before it starts (``python -X importtime``), fastest run.
-
-    Runs the job script's own import lines after the two Snakemake modules the ``script:``
-    preamble imports; the script then stops (there is no job), the imports are complete.
-    """
-    script = (REPO / "scripts" / f"{JOB_SCRIPT}.py").read_text(encoding="utf-8")
-    imports = "\n".join(
-        line for line in script.splitlines() if line.startswith(("import ", "from "))
-    )
-    code = "import snakemake.iocontainers, snakemake.logging\n" + imports
+def run_imports(tries: int = 3) -> dict[str, Any]:
+    """What a run imports once, before its first request (``python -X importtime``), fastest
+    run: Snakemake, and the modules the section jobs use (they run in its threads)."""
+    code = "import snakemake.api, snakemake.cli\nimport bookgen.jobs, bookgen.section"
     best: dict[str, Any] | None = None
     for _ in range(tries):
         t0 = time.monotonic()
@@ -433,7 +425,6 @@ def big_run(s: Settings, work: Path, log) -> dict[str, Any]:
             f"{int(f * 100)}%": round(mon.main_rss_at(f) / MB, 1) for f in (0.1, 0.5, 0.9)
         },
         "snakemake_peak_mb": round(mon.peak("bin/snakemake") / MB, 1),
-        "job_peak_mb": round(mon.peak(JOB_SCRIPT) / MB, 1),
     }
     log(f"  {n} sections: {result['wall_s']} s, snakemake RSS {result['snakemake_rss_mb']}")
     shutil.rmtree(book.path, ignore_errors=True)
@@ -441,24 +432,32 @@ def big_run(s: Settings, work: Path, log) -> dict[str, Any]:
 
 
 def memory(s: Settings, work: Path, log) -> dict[str, Any]:
-    """5: peak RSS of each section job and of the whole run at ``--cores memory_cores``."""
+    """5: peak RSS of the run at ``--cores 1`` and ``--cores memory_cores``. Section jobs are
+    threads of the snakemake process, so what one job costs is the difference divided by the
+    extra jobs running at once."""
     sim_cfg = latency_config(s)
     sections = bench_sections(s.sections, s.words)
-    with LoopbackSimulator(work / "simmem", sim_cfg) as sim:
-        book = loopback_book(work / "mem", sections, sim.base_url)
-        exclude = frozenset({os.getpid(), sim.proc.pid})
-        with TreeMonitor(os.getpid(), exclude=exclude, interval_s=0.05) as mon:
-            timed = run_bookgen(book, s.memory_cores, timeout=s.timeout_s)
-    jobs = [p.peak_rss for p in mon.procs.values() if JOB_SCRIPT in p.cmdline]
+    peaks: dict[int, dict[str, Any]] = {}
+    for cores in (1, s.memory_cores):
+        with LoopbackSimulator(work / "simmem", sim_cfg) as sim:
+            book = loopback_book(work / "mem", sections, sim.base_url)
+            clean(book)
+            exclude = frozenset({os.getpid(), sim.proc.pid})
+            with TreeMonitor(os.getpid(), exclude=exclude, interval_s=0.05) as mon:
+                timed = run_bookgen(book, cores, timeout=s.timeout_s)
+        peaks[cores] = {
+            "wall_s": round(timed.wall_s, 2),
+            "load1": timed.load1,
+            "snakemake_peak_rss_mb": round(mon.peak("bin/snakemake") / MB, 1),
+            "run_peak_rss_mb": round(mon.peak_tree() / MB, 1),
+        }
+    one, many = peaks[1], peaks[s.memory_cores]
+    per_job = (many["snakemake_peak_rss_mb"] - one["snakemake_peak_rss_mb"]) / (s.memory_cores - 1)
     result = {
         "cores": s.memory_cores,
-        "wall_s": round(timed.wall_s, 2),
-        "load1": timed.load1,
-        "jobs_seen": len(jobs),
-        "job_peak_rss_mb_max": round(max(jobs, default=0) / MB, 1),
-        "job_peak_rss_mb_median": round(statistics.median(jobs) / MB, 1) if jobs else None,
-        "snakemake_peak_rss_mb": round(mon.peak("bin/snakemake") / MB, 1),
-        "run_peak_rss_mb": round(mon.peak_tree() / MB, 1),
+        **many,
+        "one_core": one,
+        "per_job_mb": round(max(per_job, 0.0), 1),
     }
     log(f"  memory: {result}")
     shutil.rmtree(book.path, ignore_errors=True)

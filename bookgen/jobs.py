@@ -9,6 +9,7 @@ that says what to do, which Snakemake prints under the rule's name.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,22 @@ def book_format(fmt: str, input: Any, output: Any, log: Any) -> None:
     except BookFormatError as e:
         raise JobFailed(f"book.{fmt} failed: {e}") from None
     Path(log[0]).write_text(f"book.{fmt}: {Path(output[0]).stat().st_size:,} bytes\n")
+
+
+def release_exit() -> None:
+    """Cancel Snakemake's leftover re-scheduling timers once every job is done.
+
+    Its job-rate limiter (``--max-jobs-per-timespan``, default 100/1s) starts a one-second
+    ``threading.Timer`` on every scheduling pass; the interpreter waits for the last one before
+    it exits, which added up to a second to every run. Cancelling them only skips a wake-up
+    of a scheduler that has already finished.
+    """
+    for thread in threading.enumerate():
+        function = getattr(thread, "function", None)
+        if isinstance(thread, threading.Timer) and "_schedule_reevalutation" in getattr(
+            function, "__qualname__", ""
+        ):
+            thread.cancel()
 
 
 def _summarise(log: Any, lines: list[str]) -> None:

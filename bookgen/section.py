@@ -10,9 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import openai
+from typing import TYPE_CHECKING, Any
 
 from bookgen import interrupt, paths
 from bookgen.budget import BudgetReached, book_spending, check_budget, progress_line
@@ -28,6 +26,9 @@ from bookgen.quality import Context, echo_patterns
 from bookgen.retry import Backoff, GiveUp
 from bookgen.tokens import count_tokens
 from bookgen.usage import TOKEN_FIELDS, sum_calls, validate, zero_usage
+
+if TYPE_CHECKING:
+    import openai
 
 # The journal's stand-in for a call whose process died before the reply was recorded.
 UNFINISHED_CALL = (
