@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="first wait (up to 10 min) until the 1-minute load is below this",
     )
-    parser.add_argument("--section-s", type=float, help="seconds per section (default 3)")
+    parser.add_argument("--section-s", type=float, help="seconds per section (default 5)")
     parser.add_argument("--reps", type=int, help="runs per --cores with a target (default 3)")
     parser.add_argument(
         "--render", action="store_true", help="only rewrite results.md from results.json"
