@@ -68,7 +68,9 @@ def journal_calls(state_root: Path = paths.STATE) -> dict[str, list[dict[str, An
     out: dict[str, list[dict[str, Any]]] = {}
     for path in sorted(paths.calls_journal("x", state_root).parent.glob("section_*.jsonl")):
         sid = path.stem.removeprefix("section_")
-        out[sid] = CallJournal(path).records(in_flight=section_busy(sid, state_root))
+        journal = CallJournal(path)
+        busy = journal.has_unfinished() and section_busy(sid, state_root)
+        out[sid] = journal.records(in_flight=busy)
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,16 @@ class CallJournal:
     def append(self, record: dict[str, Any]) -> None:
         append_line(self.path, json.dumps(record, ensure_ascii=False, sort_keys=True))
 
+    def has_unfinished(self) -> bool:
+        """A call was begun and not (yet) recorded: in flight, or its process died."""
+        lines = _read(self.path)
+        finished = {r["call_id"] for r in lines if "call_id" in r and not r.get("unfinished")}
+        return any(r.get("unfinished") and r["call_id"] not in finished for r in lines)
+
     def records(self, in_flight: bool = False) -> list[dict[str, Any]]:
         """Every call, in order. A call begun and never recorded counts as failed, unless
         ``in_flight`` (its section is being written right now): then it is left out."""
-        lines = read_json_lines(self.path)
+        lines = _read(self.path)
         finished = {r["call_id"] for r in lines if "call_id" in r and not r.get("unfinished")}
         out = []
         for r in lines:
@@ -52,6 +59,26 @@ class CallJournal:
                 r = {k: v for k, v in r.items() if k != "unfinished"}
             out.append(r)
         return out
+
+
+# Parsed journals by path, with the (mtime, size) they were read at: the cost-so-far line and the
+# budget check read every section's journal after every section, and only a few have changed.
+_parsed: dict[str, tuple[int, int, list[dict[str, Any]]]] = {}
+
+
+def _read(path: Path) -> list[dict[str, Any]]:
+    """The journal's lines (parsed once per version of the file; do not modify them)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return []
+    key = str(path)
+    hit = _parsed.get(key)
+    if hit is not None and hit[:2] == (st.st_mtime_ns, st.st_size):
+        return hit[2]
+    lines = read_json_lines(path)
+    _parsed[key] = (st.st_mtime_ns, st.st_size, lines)
+    return lines
 
 
 class ResponseCache:

@@ -98,7 +98,9 @@ def unfinished(call_id: str) -> dict:
 def test_a_call_killed_mid_request_stays_on_the_bill_as_an_estimate(tmp_path):
     journal = CallJournal(tmp_path / "section_03.jsonl")
     journal.begin(unfinished("a"))
+    assert [c["status"] for c in journal.records()] == ["failed"] and journal.has_unfinished()
     journal.append({"call_id": "a", "status": "ok", "usage_reported": True, "prompt_tokens": 950})
+    assert [c["status"] for c in journal.records()] == ["ok"] and not journal.has_unfinished()
     journal.begin(unfinished("b"))  # ...and the process was killed before the reply
     calls = journal.records()
     assert [(c["call_id"], c["status"]) for c in calls] == [("a", "ok"), ("b", "failed")]
