@@ -438,10 +438,13 @@ def memory(s: Settings, work: Path, log) -> dict[str, Any]:
     sim_cfg = latency_config(s)
     sections = bench_sections(s.sections, s.words)
     peaks: dict[int, dict[str, Any]] = {}
+    book = None
     for cores in (1, s.memory_cores):
         with LoopbackSimulator(work / "simmem", sim_cfg) as sim:
-            book = loopback_book(work / "mem", sections, sim.base_url)
+            if book is None:
+                book = loopback_book(work / "mem", sections, sim.base_url)
             clean(book)
+            book.set_overrides(loopback_overrides(sections, sim.base_url))
             exclude = frozenset({os.getpid(), sim.proc.pid})
             with TreeMonitor(os.getpid(), exclude=exclude, interval_s=0.05) as mon:
                 timed = run_bookgen(book, cores, timeout=s.timeout_s)
