@@ -53,6 +53,17 @@ def overlaps(texts: dict[str, str], size: int) -> dict[tuple[str, str], float]:
     return {(a, b): round(overlap(sets[a], sets[b]), 4) for a, b in combinations(sets, 2)}
 
 
+def closest_sections(pairs: dict[tuple[str, str], float]) -> dict[str, tuple[float, str]]:
+    """Each section's highest overlap and the section it shares it with, in one pass over the
+    pairs (a section's pairs looked up one section at a time cost O(N³) for N sections)."""
+    best: dict[str, tuple[float, str]] = {}
+    for (a, b), v in pairs.items():
+        for sid, other in ((a, b), (b, a)):
+            if sid not in best or (v, other) > best[sid]:
+                best[sid] = (v, other)
+    return best
+
+
 def _plan_headings(sid: str, output: Path) -> list[str] | None:
     try:
         doc = json.loads(paths.section_plan(sid, output).read_text(encoding="utf-8"))
@@ -101,11 +112,11 @@ def build_quality_report(
     qc = config["qc"]
     pairs = overlaps(texts, int(qc["shingle_words"]))
     threshold = float(qc["overlap_threshold"])
+    closest_of = closest_sections(pairs)
     entries = []
     for s in sections:
         record = section_verdicts(config, s, texts[s.id], usage[s.id], output)
-        others = [(v, b if a == s.id else a) for (a, b), v in pairs.items() if s.id in (a, b)]
-        best, closest = max(others, default=(0.0, None))
+        best, closest = closest_of.get(s.id, (0.0, None))
         headings = _value(record, "headings") or {}
         entries.append(
             {

@@ -193,3 +193,19 @@ def test_simulator_defect_rules_are_validated():
         validate_config({"defects": [{"kind": "typo", "section": 2}]})
     rules = validate_config({"defects": [{"kind": "duplicate", "section": 3, "of": 1}]}).defects
     assert rules[0].of == 1 and rules[0].section_set() == frozenset({3})
+
+
+def test_closest_section_is_the_highest_overlap_ties_to_the_later_section():
+    from itertools import combinations
+
+    from bookgen.quality_report import closest_sections
+
+    ids = ["01", "02", "03", "04"]
+    values = iter([0.1, 0.5, 0.0, 0.5, 0.2, 0.0])
+    pairs = {pair: next(values) for pair in combinations(ids, 2)}
+    closest = closest_sections(pairs)
+    for sid in ids:  # the same as taking every pair of the section and its maximum
+        others = [(v, b if a == sid else a) for (a, b), v in pairs.items() if sid in (a, b)]
+        assert closest[sid] == max(others)
+    assert closest["01"] == (0.5, "03") and closest["03"] == (0.5, "02")
+    assert closest["04"] == (0.2, "02")
