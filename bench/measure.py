@@ -338,8 +338,9 @@ _IMPORT_RE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 
 def run_imports(tries: int = 3) -> dict[str, Any]:
     """What a run imports once, before its first request (``python -X importtime``), fastest
-    run: Snakemake, and the modules the section jobs use (they run in its threads)."""
-    code = "import snakemake.api, snakemake.cli\nimport bookgen.jobs, bookgen.section"
+    run: Snakemake, and the modules the section jobs use (they run in its threads; ``openai``
+    is imported by the first request)."""
+    code = "import snakemake.api, snakemake.cli\nimport bookgen.jobs, bookgen.section, openai"
     best: dict[str, Any] | None = None
     for _ in range(tries):
         t0 = time.monotonic()

@@ -9,8 +9,11 @@ the outline's key points that no section covers. Verdicts come from each section
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import combinations
 from pathlib import Path
@@ -47,21 +50,46 @@ def overlap(a: set[int], b: set[int]) -> float:
     return len(a & b) / min(len(a), len(b))
 
 
-def overlaps(texts: dict[str, str], size: int) -> dict[tuple[str, str], float]:
-    """Overlap of every pair of sections, keyed by their ids in book order."""
+Pair = tuple[str, str]
+
+
+def overlaps(texts: dict[str, str], size: int) -> Iterator[tuple[Pair, float]]:
+    """Overlap of every pair of sections (ids in book order), one pair at a time."""
     sets = {sid: shingles(text, size) for sid, text in texts.items()}
-    return {(a, b): round(overlap(sets[a], sets[b]), 4) for a, b in combinations(sets, 2)}
+    for a, b in combinations(sets, 2):
+        yield (a, b), round(overlap(sets[a], sets[b]), 4)
 
 
-def closest_sections(pairs: dict[tuple[str, str], float]) -> dict[str, tuple[float, str]]:
-    """Each section's highest overlap and the section it shares it with, in one pass over the
-    pairs (a section's pairs looked up one section at a time cost O(N³) for N sections)."""
-    best: dict[str, tuple[float, str]] = {}
-    for (a, b), v in pairs.items():
+@dataclass
+class OverlapSummary:
+    """What the report needs from the N(N-1)/2 pairs, kept in O(N) memory."""
+
+    closest: dict[str, tuple[float, str]]  # each section's highest overlap, and with whom
+    top: list[tuple[Pair, float]]  # the TOP_PAIRS highest, highest first
+    over: list[tuple[Pair, float]]  # every pair above the threshold, highest first
+
+
+def summarise_overlaps(pairs: Iterable[tuple[Pair, float]], threshold: float) -> OverlapSummary:
+    """One pass over the pairs (a 1,000-section book has about 500,000 of them; keeping them
+    all, or looking a section's up one section at a time, does not scale)."""
+
+    def rank(item: tuple[Pair, float]) -> tuple[float, Pair]:
+        return -item[1], item[0]
+
+    closest: dict[str, tuple[float, str]] = {}
+    top: list[tuple[Pair, float]] = []
+    over: list[tuple[Pair, float]] = []
+    for (a, b), v in pairs:
         for sid, other in ((a, b), (b, a)):
-            if sid not in best or (v, other) > best[sid]:
-                best[sid] = (v, other)
-    return best
+            if sid not in closest or (v, other) > closest[sid]:
+                closest[sid] = (v, other)
+        item = ((a, b), v)
+        if len(top) < TOP_PAIRS or rank(item) < rank(top[-1]):
+            bisect.insort(top, item, key=rank)
+            del top[TOP_PAIRS:]
+        if v > threshold:
+            over.append(item)
+    return OverlapSummary(closest, top, sorted(over, key=rank))
 
 
 def _plan_headings(sid: str, output: Path) -> list[str] | None:
@@ -110,13 +138,12 @@ def build_quality_report(
 ) -> dict[str, Any]:
     """The report as data (``output/quality_report.json``; schema in ``bookgen/schemas``)."""
     qc = config["qc"]
-    pairs = overlaps(texts, int(qc["shingle_words"]))
     threshold = float(qc["overlap_threshold"])
-    closest_of = closest_sections(pairs)
+    pairs = summarise_overlaps(overlaps(texts, int(qc["shingle_words"])), threshold)
     entries = []
     for s in sections:
         record = section_verdicts(config, s, texts[s.id], usage[s.id], output)
-        best, closest = closest_of.get(s.id, (0.0, None))
+        best, closest = pairs.closest.get(s.id, (0.0, None))
         headings = _value(record, "headings") or {}
         entries.append(
             {
@@ -136,13 +163,18 @@ def build_quality_report(
                 "checked": record["checked"],
             }
         )
-    ranked = sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))
     book_stems = {sid: stems(text) for sid, text in texts.items()}
     uncovered = []
     for s in sections:
+        # Covered anywhere in the book? Its own section first: usually the scan stops there.
+        order = [book_stems[s.id], *(st for sid, st in book_stems.items() if sid != s.id)]
         for point in s.key_points:
-            best_cov = max(coverage(point, st) for st in book_stems.values())
-            if best_cov < qc["min_key_point_coverage"]:
+            best_cov = 0.0
+            for st in order:
+                best_cov = max(best_cov, coverage(point, st))
+                if best_cov >= qc["min_key_point_coverage"]:
+                    break
+            else:
                 uncovered.append({"section": s.id, "key_point": point, "coverage": best_cov})
     repairs = [r for e in entries for r in e["repairs"]]
     report = {
@@ -161,10 +193,8 @@ def build_quality_report(
             )
         },
         "sections": entries,
-        "overlapping_pairs": [
-            {"sections": list(pair), "overlap": v} for pair, v in ranked if v > threshold
-        ],
-        "top_pairs": [{"sections": list(pair), "overlap": v} for pair, v in ranked[:TOP_PAIRS]],
+        "overlapping_pairs": [{"sections": list(pair), "overlap": v} for pair, v in pairs.over],
+        "top_pairs": [{"sections": list(pair), "overlap": v} for pair, v in pairs.top],
         "uncovered_key_points": uncovered,
         "totals": {
             "sections": len(entries),
@@ -172,7 +202,7 @@ def build_quality_report(
             "flagged": sum(not e["passed"] for e in entries),
             "repairs": len(repairs),
             "repair_calls": sum(r["calls"] for r in repairs),
-            "overlapping_pairs": sum(v > threshold for v in pairs.values()),
+            "overlapping_pairs": len(pairs.over),
             "uncovered_key_points": len(uncovered),
         },
     }

@@ -277,7 +277,7 @@ def test_loopback_server_like_a_real_provider_and_key_never_written(tmp_path):
         server.wait(timeout=10)
 
 
-def test_lint_is_clean_apart_from_software_envs():
+def test_lint_is_clean():
     proc = subprocess.run(
         [str(BIN / "snakemake"), "--lint"],
         cwd=Path(__file__).resolve().parent.parent,
@@ -285,6 +285,6 @@ def test_lint_is_clean_apart_from_software_envs():
         text=True,
     )
     text = proc.stdout + proc.stderr
-    findings = [line for line in text.splitlines() if line.strip().startswith("*")]
-    others = [f for f in findings if "conda" not in f.lower() and "container" not in f.lower()]
-    assert others == [], text
+    # Rules with `run:` need no conda/container directive, so not even that finding is left.
+    assert proc.returncode == 0 and "your workflow is in a good condition" in text, text
+    assert not [line for line in text.splitlines() if line.strip().startswith("*")], text

@@ -195,17 +195,18 @@ def test_simulator_defect_rules_are_validated():
     assert rules[0].of == 1 and rules[0].section_set() == frozenset({3})
 
 
-def test_closest_section_is_the_highest_overlap_ties_to_the_later_section():
+def test_overlap_summary_equals_ranking_every_pair():
     from itertools import combinations
 
-    from bookgen.quality_report import closest_sections
+    from bookgen.quality_report import TOP_PAIRS, summarise_overlaps
 
-    ids = ["01", "02", "03", "04"]
-    values = iter([0.1, 0.5, 0.0, 0.5, 0.2, 0.0])
-    pairs = {pair: next(values) for pair in combinations(ids, 2)}
-    closest = closest_sections(pairs)
+    ids = [f"{i:02d}" for i in range(1, 9)]
+    values = [round((i * 37 % 11) / 10, 1) for i in range(28)]  # ties included
+    pairs = dict(zip(combinations(ids, 2), values, strict=True))
+    summary = summarise_overlaps(iter(pairs.items()), threshold=0.6)
     for sid in ids:  # the same as taking every pair of the section and its maximum
         others = [(v, b if a == sid else a) for (a, b), v in pairs.items() if sid in (a, b)]
-        assert closest[sid] == max(others)
-    assert closest["01"] == (0.5, "03") and closest["03"] == (0.5, "02")
-    assert closest["04"] == (0.2, "02")
+        assert summary.closest[sid] == max(others)
+    ranked = sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))
+    assert summary.top == ranked[:TOP_PAIRS]
+    assert summary.over == [kv for kv in ranked if kv[1] > 0.6] and summary.over
