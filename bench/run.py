@@ -1,6 +1,6 @@
 """Run the benchmark and write ``bench/results.json`` and ``bench/results.md``.
 
-    python -m bench            # the full suite (about 28 minutes on 2 cores, 12 for 1,000 sections)
+    python -m bench            # the full suite (about 25 minutes on 2 cores)
     python -m bench --quick    # a small smoke run (about a minute)
 
 Everything runs against bookgen's simulator on loopback (or in-process); nothing leaves the

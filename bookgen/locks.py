@@ -39,7 +39,8 @@ def hold_run_lock(root: Path = paths.STATE) -> None:
 
 @contextmanager
 def section_lock(sid: str, root: Path = paths.STATE, on_wait=None) -> Iterator[None]:
-    """Serialise writers of one section, e.g. a new run and a job orphaned by a killed one."""
+    """Serialise writers of one section, e.g. a new run and a job process left running by a killed
+    one (jobs are processes of their own when the workflow profile is not used)."""
     path = root / "locks" / f"section_{sid}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

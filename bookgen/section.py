@@ -43,7 +43,7 @@ class SectionFailed(Exception):
 
 @dataclass
 class SectionJob:
-    """Everything one section job needs; built from Snakemake's job by ``scripts/``."""
+    """Everything one section job needs; built from Snakemake's job by ``bookgen.jobs``."""
 
     config: dict[str, Any]
     sections: list[Section]
