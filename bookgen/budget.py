@@ -68,9 +68,9 @@ def journal_calls(state_root: Path = paths.STATE) -> dict[str, list[dict[str, An
     out: dict[str, list[dict[str, Any]]] = {}
     for path in sorted(paths.calls_journal("x", state_root).parent.glob("section_*.jsonl")):
         sid = path.stem.removeprefix("section_")
-        journal = CallJournal(path)
-        busy = journal.has_unfinished() and section_busy(sid, state_root)
-        out[sid] = journal.records(in_flight=busy)
+        out[sid] = CallJournal(path).records(
+            in_flight=lambda sid=sid: section_busy(sid, state_root)
+        )
     return out
 
 

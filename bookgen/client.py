@@ -206,14 +206,13 @@ def stream_call(
                 out.error = "interrupted (Ctrl-C) while the reply was streaming"
                 out.error_kind = "stopped"
                 break
-        if out.error_kind == "stopped":
-            pass
-        elif out.finish_reason is None:
-            out.error = "the stream ended before the reply was finished (no finish reason)"
-            out.error_kind = "transient"
-        elif out.finish_reason in TRANSIENT_FINISH_REASONS:
-            out.error = f"the provider stopped the reply: finish_reason {out.finish_reason}"
-            out.error_kind = "transient"
+        else:  # the stream ended by itself: did the reply?
+            if out.finish_reason is None:
+                out.error = "the stream ended before the reply was finished (no finish reason)"
+                out.error_kind = "transient"
+            elif out.finish_reason in TRANSIENT_FINISH_REASONS:
+                out.error = f"the provider stopped the reply: finish_reason {out.finish_reason}"
+                out.error_kind = "transient"
     except openai.APIStatusError as e:
         out.status_code = e.status_code
         out.retry_after_s = parse_retry_after(e.response.headers)

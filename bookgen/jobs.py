@@ -55,6 +55,7 @@ def outline(config: dict[str, Any], output: Any, log: Any) -> None:
 def cost_report(input: Any, output: Any, params: Any, log: Any) -> None:
     """Rule ``cost_report``: merge the usage files (bookgen.report)."""
     from bookgen.fsutil import atomic_write_json, atomic_write_text
+    from bookgen.pricing import format_usd
     from bookgen.report import build_cost_report, load_usage_docs, render_markdown
 
     report = build_cost_report(load_usage_docs(list(input)), params.title)
@@ -65,7 +66,7 @@ def cost_report(input: Any, output: Any, params: Any, log: Any) -> None:
         log,
         [
             f"cost report: {report['totals']['calls']} calls, "
-            + ("cost unknown" if total is None else f"${total:.4f}"),
+            + ("cost unknown" if total is None else format_usd(total)),
             *(f"warning: {w}" for w in report["warnings"]),
         ],
     )

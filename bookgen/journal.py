@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,21 +41,18 @@ class CallJournal:
     def append(self, record: dict[str, Any]) -> None:
         append_line(self.path, json.dumps(record, ensure_ascii=False, sort_keys=True))
 
-    def has_unfinished(self) -> bool:
-        """A call was begun and not (yet) recorded: in flight, or its process died."""
-        lines = _read(self.path)
-        finished = {r["call_id"] for r in lines if "call_id" in r and not r.get("unfinished")}
-        return any(r.get("unfinished") and r["call_id"] not in finished for r in lines)
-
-    def records(self, in_flight: bool = False) -> list[dict[str, Any]]:
+    def records(self, in_flight: Callable[[], bool] = lambda: False) -> list[dict[str, Any]]:
         """Every call, in order. A call begun and never recorded counts as failed, unless
-        ``in_flight`` (its section is being written right now): then it is left out."""
+        ``in_flight()`` says its section is being written right now: then it is left out
+        (asked only when the journal has such a call)."""
         lines = _read(self.path)
         finished = {r["call_id"] for r in lines if "call_id" in r and not r.get("unfinished")}
+        open_calls = [r for r in lines if r.get("unfinished") and r["call_id"] not in finished]
+        skip_open = bool(open_calls) and in_flight()
         out = []
         for r in lines:
             if r.get("unfinished"):
-                if in_flight or r["call_id"] in finished:
+                if skip_open or r["call_id"] in finished:
                     continue
                 r = {k: v for k, v in r.items() if k != "unfinished"}
             out.append(r)

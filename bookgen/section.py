@@ -19,7 +19,7 @@ from bookgen.config import Section, template_text
 from bookgen.fsutil import atomic_write_json, atomic_write_text
 from bookgen.journal import CallJournal, ResponseCache, request_hash
 from bookgen.locks import section_lock
-from bookgen.pricing import cost_usd, rates_for
+from bookgen.pricing import cost_usd, format_usd, rates_for
 from bookgen.progress import ProgressLog, announce
 from bookgen.prompts import continuation_messages, fixed_prompt_texts, section_messages
 from bookgen.quality import Context, echo_patterns
@@ -349,7 +349,7 @@ def run_section_job(job: SectionJob) -> None:
             )
             note.unlink(missing_ok=True)
         t = doc["totals"]
-        cost = "unknown" if t["cost_usd"] is None else f"${t['cost_usd']:.4f}"
+        cost = format_usd(t["cost_usd"])
         writer.log.line(
             f"done: {doc['words']:,} words, {t['calls']} call(s), "
             f"{t['completion_tokens']:,} output tokens, cost {cost}"
