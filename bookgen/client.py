@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx2
 
-from bookgen import paths
+from bookgen import clock, paths
 from bookgen.tokens import count_tokens
 from bookgen.usage import parse_usage
 
@@ -169,7 +169,7 @@ def stream_call(
     """
     import openai
 
-    out = CallOutcome(started_at=time.time())
+    out = CallOutcome(started_at=clock.now())
     t0 = time.monotonic()
     parts: list[str] = []
     received = 0  # characters of text and reasoning

@@ -14,9 +14,10 @@ from __future__ import annotations
 import heapq
 import math
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from bookgen import clock
 from bookgen.budget import (
     MESSAGE_OVERHEAD_TOKENS,
     book_spending,
@@ -192,7 +193,7 @@ def estimate_book(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The estimate for every pending section, with totals, a cost range and wall time."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now_utc()
     finished = [s for s in states if s.state in ("done", "flagged")]
     pending_ids = {s.id for s in states if s.state not in ("done", "flagged")}
     a = measured_assumptions(config, sections, finished)

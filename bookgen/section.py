@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bookgen import interrupt, paths
+from bookgen import clock, interrupt, paths
 from bookgen.budget import BudgetReached, book_spending, check_budget, progress_line
 from bookgen.client import CallOutcome, shared_client, stream_call
 from bookgen.config import Section, template_text
@@ -195,7 +195,7 @@ class SectionWriter:
         label = f"call {self.calls_made} ({purpose})"
         self.log.line(f"{label}: requesting {self.config['model']}")
         call_id = uuid.uuid4().hex
-        lost = CallOutcome(started_at=time.time(), error=UNFINISHED_CALL)
+        lost = CallOutcome(started_at=clock.now(), error=UNFINISHED_CALL)
         self.journal.begin(self._record(lost, purpose, key, messages, call_id))
         out = stream_call(
             self.client,

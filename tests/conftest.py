@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,12 @@ from snakemake.utils import validate
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG_SCHEMA = REPO / "bookgen" / "schemas" / "config.schema.yaml"
+
+# Money depends on the hour (DeepSeek's peak rates are twice its off-peak ones): every test, and
+# every snakemake or bookgen process a test starts, runs on bookgen's clock pinned to a Saturday
+# noon (off-peak all day). Tests about periods pass their own instants or set BOOKGEN_CLOCK.
+PINNED_CLOCK = "2026-12-05T12:00:00Z"
+os.environ["BOOKGEN_CLOCK"] = PINNED_CLOCK
 
 
 def load_config(overrides: dict | None = None) -> dict:
