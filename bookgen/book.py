@@ -163,15 +163,17 @@ def language_code(language: str) -> str | None:
     return _LANGUAGE_CODES.get(value.casefold())
 
 
-def title_block(config: dict[str, Any]) -> str:
+def title_block(config: dict[str, Any], simulated_all: bool = False) -> str:
     """The YAML metadata block pandoc turns into the title page (and the EPUB's metadata)."""
     book = config["book"]
     meta: dict[str, Any] = {"title": book["title"]}
     if book.get("subtitle"):
         meta["subtitle"] = book["subtitle"]
     meta["author"] = f"Written by {config['model']} with bookgen"
-    if config["provider"] == "simulator":
-        meta["author"] += " (simulated text)"
+    if simulated_all:
+        meta["author"] = (
+            f"Simulated text: bookgen's offline simulator standing in for {config['model']}"
+        )
     lang = language_code(book["language"])
     if lang:
         meta["lang"] = lang
@@ -183,8 +185,27 @@ def _link_text(text: str) -> str:
     return text.replace("[", "\\[").replace("]", "\\]")
 
 
-def assemble_book(config: dict[str, Any], sections: list[Section], texts: list[str]) -> str:
-    """``book.md``: title block, table of contents, then every section in book order."""
+def simulated_note(sections: list[Section], simulated: set[str]) -> str:
+    """The title page's word on which sections the offline simulator wrote ("" when none)."""
+    if not simulated or len(simulated) == len(sections):
+        return ""
+    names = ", ".join(str(s.number) for s in sections if s.id in simulated)
+    return (
+        f"::: {{.simulated-note}}\n**Simulated text:** section(s) {names} were written by "
+        "bookgen's offline simulator, not by the model; a real run rewrites them.\n:::\n"
+    )
+
+
+def assemble_book(
+    config: dict[str, Any],
+    sections: list[Section],
+    texts: list[str],
+    simulated: set[str] | None = None,
+) -> str:
+    """``book.md``: title block, table of contents, then every section in book order.
+    ``simulated``: the ids of the sections whose text the offline simulator wrote; the title
+    page says which (or that all of them are)."""
+    simulated = simulated or set()
     bodies = []
     toc = ["::: {.book-contents}", "## Contents {#contents .unnumbered .unlisted}", ""]
     for section, text in zip(sections, texts, strict=True):
@@ -193,14 +214,19 @@ def assemble_book(config: dict[str, Any], sections: list[Section], texts: list[s
         toc.append(f"- [{_link_text(section_heading(section))}](#sec-{section.id})")
         toc.extend(f"    - [{_link_text(title)}](#{anchor})" for anchor, title in parts)
     toc += ["", ":::", ""]
-    return "\n".join([title_block(config), "\n".join(toc), *bodies])
+    head = title_block(config, bool(sections) and len(simulated) == len(sections))
+    return "\n".join([head, simulated_note(sections, simulated), "\n".join(toc), *bodies])
 
 
 def write_book_md(
-    config: dict[str, Any], sections: list[Section], section_files: list[Path], out: Path
+    config: dict[str, Any],
+    sections: list[Section],
+    section_files: list[Path],
+    out: Path,
+    simulated: set[str] | None = None,
 ) -> None:
     texts = [Path(p).read_text(encoding="utf-8") for p in section_files]
-    atomic_write_text(out, assemble_book(config, sections, texts))
+    atomic_write_text(out, assemble_book(config, sections, texts, simulated))
 
 
 # -- conversions -----------------------------------------------------------------------------

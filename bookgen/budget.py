@@ -1,19 +1,26 @@
 """Money spent on a book, read from the call journals, and the ``budget_usd`` limit.
 
-Spent money is every call ever journaled under ``.bookgen/calls/`` (failed attempts included;
-a stream cut before its usage arrived counts at its estimate). Before each API call a section
-checks that spent + that call's worst case (every input token a cache miss, ``max_tokens`` of
-output, at the model's highest rates) stays within the budget.
+Spent money is every real call ever journaled under ``.bookgen/calls/`` (failed attempts
+included; a stream cut before its usage arrived counts at its estimate). Calls answered by the
+offline simulator are never money: a simulated run rehearses the budget against what its own
+simulated calls would have cost, and a real run counts only real calls.
 
-The bound: a call's cost reaches the journal only when it ends, so sections running at the
-same time do not see each other's calls in flight. When the last call starts, spent + its worst
-case <= budget; the total can exceed the budget only by what the calls already in flight then
-cost, that is at most ``(concurrent calls - 1) x worst case of one call``, where concurrent
-calls <= min(--cores, the ``api`` resource).
+Before each API call a section begins it here (``begin_call``): under one lock, spent + the
+worst case of every call in flight in this process + this call's worst case (every input token
+a cache miss, ``max_tokens`` of output, at the model's highest rates) must stay within the
+budget, and the call is then counted as in flight until its record is journaled
+(``end_call``). Section jobs are threads of one Snakemake process by default, so the budget
+is never exceeded.
+
+Where jobs are separate processes (``--workflow-profile none``, a cluster executor), a process
+cannot see the calls in flight in the others: the total can then exceed the budget by at most
+``(concurrent calls - 1) x worst case of one call``, where concurrent calls <= the ``api``
+resource.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,10 +29,11 @@ from bookgen import paths
 from bookgen.config import ConfigError, Section, template_text
 from bookgen.journal import CallJournal
 from bookgen.locks import section_busy
-from bookgen.pricing import Rates, cost_usd
-from bookgen.prompts import section_messages
+from bookgen.pricing import Rates, cost_usd, format_usd, sum_costs
+from bookgen.prompts import outline_messages, section_messages
+from bookgen.request_identity import is_simulated
 from bookgen.tokens import count_tokens
-from bookgen.usage import sum_calls
+from bookgen.usage import call_cost, is_replay
 
 MESSAGE_OVERHEAD_TOKENS = 8  # role markers and separators per chat message
 PROMPT_MARGIN = 1.25  # bookgen.tokens only approximates the provider's tokenizer
@@ -43,24 +51,22 @@ class Spending:
     tokens: int
     calls: int
     failed_calls: int
+    simulated: bool = False  # True: what simulated calls would have cost, not money
 
 
-def spent_usd(totals: dict[str, Any]) -> float | None:
-    """Reported plus estimated cost of ``bookgen.usage.sum_calls`` totals; None if unknown."""
-    if totals["cost_usd"] is None or totals["estimated_cost_usd"] is None:
-        return None
-    return totals["cost_usd"] + totals["estimated_cost_usd"]
-
-
-def spending(calls: list[dict[str, Any]]) -> Spending:
-    t = sum_calls(calls)
-    tokens = (
-        t["prompt_tokens"]
-        + t["completion_tokens"]
-        + t["estimated_prompt_tokens"]
-        + t["estimated_completion_tokens"]
+def spending(calls: list[dict[str, Any]], simulated: bool = False) -> Spending:
+    """What ``calls`` cost: the real ones, or (``simulated``) what the simulated ones would
+    have cost. Replays sent nothing and cost nothing."""
+    mine = [c for c in calls if not is_replay(c) and c.get("simulated", False) == simulated]
+    tokens = sum(
+        c["prompt_tokens"]
+        + c["completion_tokens"]
+        + c["estimated_prompt_tokens"]
+        + c["estimated_completion_tokens"]
+        for c in mine
     )
-    return Spending(spent_usd(t), tokens, t["calls"], t["failed_calls"])
+    failed = sum(c["status"] != "ok" for c in mine)
+    return Spending(sum_costs([call_cost(c) for c in mine]), tokens, len(mine), failed, simulated)
 
 
 def journal_calls(state_root: Path = paths.STATE) -> dict[str, list[dict[str, Any]]]:
@@ -74,9 +80,17 @@ def journal_calls(state_root: Path = paths.STATE) -> dict[str, list[dict[str, An
     return out
 
 
-def book_spending(state_root: Path = paths.STATE) -> Spending:
-    """What the whole book has cost so far, every section and attempt included."""
-    return spending([c for calls in journal_calls(state_root).values() for c in calls])
+def book_spending(state_root: Path = paths.STATE, simulated: bool = False) -> Spending:
+    """What the whole book has cost so far, every section (and the outline) and attempt
+    included: real money, or (``simulated``) what the simulated calls would have cost."""
+    calls = [c for calls in journal_calls(state_root).values() for c in calls]
+    return spending(calls, simulated)
+
+
+def run_spending(config: dict[str, Any], state_root: Path = paths.STATE) -> Spending:
+    """The spending a run of ``config`` reports and budgets: real money for a real provider,
+    the simulated calls' would-be cost for the offline simulator."""
+    return book_spending(state_root, is_simulated(config))
 
 
 def highest_rates(prices: dict[str, Any], model: str) -> Rates | None:
@@ -106,24 +120,44 @@ def worst_case_usd(config: dict[str, Any], request: dict[str, Any]) -> float | N
     return cost_usd(rates, 0, prompt, int(request["max_tokens"]))
 
 
-def check_budget(
-    config: dict[str, Any], request: dict[str, Any], state_root: Path = paths.STATE
+# Worst cases of the calls begun and not yet journaled in this process, by call id.
+_in_flight: dict[str, float] = {}
+_in_flight_lock = threading.Lock()
+
+
+def begin_call(
+    config: dict[str, Any], request: dict[str, Any], call_id: str, state_root: Path = paths.STATE
 ) -> None:
-    """Raise BudgetReached when the book's spending plus this request's worst case would exceed
-    ``budget_usd``; a no-op without a budget."""
+    """Admit one API call under ``budget_usd``, or raise BudgetReached.
+
+    Under one lock: spent + the worst case of every call in flight in this process + this
+    call's worst case must stay within the budget; the call then counts as in flight until
+    ``end_call``. A no-op without a budget.
+    """
     budget = config.get("budget_usd")
     if budget is None:
         return
     worst = worst_case_usd(config, request)
-    spent = book_spending(state_root).cost_usd
-    if worst is None or spent is None:  # prevented by check_budget_config; never guess $0
-        raise BudgetReached(f"budget reached: cost unknown of ${budget:.4f} (no price)")
-    if spent + worst > budget:
-        raise BudgetReached(
-            f"budget reached: ${spent:.4f} of ${budget:.4f} spent (the next call could cost up "
-            f"to ${worst:.4f}). Raise budget_usd (e.g. --config budget_usd={_suggest(budget)}) "
-            "and run again: finished sections are kept and only the rest is written."
-        )
+    with _in_flight_lock:
+        spent = run_spending(config, state_root).cost_usd
+        if worst is None or spent is None:  # prevented by check_budget_config; never guess $0
+            raise BudgetReached(f"budget reached: cost unknown of ${budget:.4f} (no price)")
+        pending = sum(_in_flight.values())
+        if spent + pending + worst > budget:
+            in_flight = f", {format_usd(pending)} more in flight" if pending else ""
+            raise BudgetReached(
+                f"budget reached: ${spent:.4f} of ${budget:.4f} spent{in_flight} (the next "
+                f"call could cost up to ${worst:.4f}). Raise budget_usd (e.g. --config "
+                f"budget_usd={_suggest(budget)}) and run again: finished sections are kept and "
+                "only the rest is written."
+            )
+        _in_flight[call_id] = worst
+
+
+def end_call(call_id: str) -> None:
+    """The call's record is journaled: it now counts as spent, no longer as in flight."""
+    with _in_flight_lock:
+        _in_flight.pop(call_id, None)
 
 
 def _suggest(budget: float) -> str:
@@ -144,24 +178,29 @@ def check_budget_config(config: dict[str, Any]) -> None:
 def exhausted_message(
     config: dict[str, Any], sections: list[Section], state_root: Path = paths.STATE
 ) -> str | None:
-    """Before a run: the budget message when not even the cheapest first call could start."""
+    """Before a run: the budget message when not even the cheapest first call could start
+    (the outline's, in topic mode before the outline exists)."""
     budget = config.get("budget_usd")
     if budget is None:
         return None
-    system, task = template_text(config, "system"), template_text(config, "section")
+    if sections:
+        system, task = template_text(config, "system"), template_text(config, "section")
+        firsts = [section_messages(system, task, config["book"], sections, s) for s in sections]
+    else:
+        firsts = [outline_messages(template_text(config, "outline"), config)]
     worst = min(
         worst_case_usd(
             config,
             {
                 "model": config["model"],
-                "messages": section_messages(system, task, config["book"], sections, s),
+                "messages": messages,
                 "max_tokens": config["generation"]["max_tokens"],
             },
         )
         or 0.0
-        for s in sections
+        for messages in firsts
     )
-    spent = book_spending(state_root).cost_usd
+    spent = run_spending(config, state_root).cost_usd
     if spent is None or spent + worst <= budget:
         return None
     return (
@@ -173,7 +212,10 @@ def exhausted_message(
 
 def progress_line(sid: str, done: int, total: int, spent: Spending) -> str:
     """The line a section job prints when it finishes, e.g.
-    ``[3/11] section_04 done · $0.0456 so far (24,500 tokens)``."""
+    ``[3/11] section_04 done · $0.0456 so far (24,500 tokens)``; in a simulated run
+    ``… · simulated, would have cost $0.0456 so far (…)``: nothing was billed."""
     cost = "cost unknown" if spent.cost_usd is None else f"${spent.cost_usd:.4f}"
+    if spent.simulated:
+        cost = f"simulated, would have cost {cost}"
     failed = f", {spent.failed_calls} failed call(s)" if spent.failed_calls else ""
     return f"[{done}/{total}] section_{sid} done · {cost} so far ({spent.tokens:,} tokens{failed})"

@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any
 import httpx2
 
 from bookgen import clock, paths
+from bookgen.request_identity import SIMULATOR_BASE_URL
 from bookgen.tokens import count_tokens
 from bookgen.usage import parse_usage
 
 if TYPE_CHECKING:
     import openai
 
-SIMULATOR_BASE_URL = "http://simulator.invalid/v1"
 
 # HTTP statuses that every section of the run would hit the same way: stop the run at once.
 FATAL_FOR_RUN = {

@@ -20,15 +20,16 @@ from typing import Any
 from bookgen import clock
 from bookgen.budget import (
     MESSAGE_OVERHEAD_TOKENS,
-    book_spending,
     highest_rates,
     prompt_tokens,
+    run_spending,
     spending,
     worst_case_usd,
 )
 from bookgen.config import Section, template_text
 from bookgen.pricing import Rates, cost_usd, format_usd, rates_for
 from bookgen.prompts import CONTINUE_PROMPT, section_messages
+from bookgen.request_identity import is_simulated
 from bookgen.status import SectionState
 from bookgen.tokens import count_tokens
 
@@ -213,7 +214,7 @@ def estimate_book(
     high = _cost(highest_rates(prices, model), prompt, 0, completion)
     slots = min(cores, api_slots or cores)
     wall = makespan([r.job_time_s for r in rows], slots) + RUN_OVERHEAD_S if rows else 0.0
-    spent = book_spending()
+    spent = run_spending(config)
     worst_call = None
     if rows:
         request = {
@@ -248,7 +249,12 @@ def estimate_book(
             "cores": cores,
             "parallel": slots,
         },
-        "spent": {"cost_usd": spent.cost_usd, "calls": spent.calls, "tokens": spent.tokens},
+        "spent": {
+            "cost_usd": spent.cost_usd,
+            "calls": spent.calls,
+            "tokens": spent.tokens,
+            "simulated": spent.simulated,
+        },
         "finished": _check_against_outline(config, sections, finished),
         "budget_usd": config.get("budget_usd"),
         "worst_case_call_usd": worst_call,
@@ -288,7 +294,8 @@ def _check_against_outline(
         rates = Rates(**billed) if billed else None
         e = estimate_section(config, sections, by_id[d["section"]], a, i == 0, rates)
         estimated = None if estimated is None or e.cost_usd is None else estimated + e.cost_usd
-    actual = spending([c for d in docs for c in d["calls"]]).cost_usd
+    calls = [c for d in docs for c in d["calls"]]
+    actual = spending(calls, simulated=is_simulated(config)).cost_usd
     ratio = actual / estimated - 1 if actual is not None and estimated else None
     return {
         "sections": len(docs),
@@ -350,8 +357,13 @@ def render_estimate(est: dict[str, Any]) -> str:
         )
     spent = est["spent"]
     if spent["calls"]:
+        what = (
+            "Simulated so far (nothing billed), would have cost"
+            if spent["simulated"]
+            else ("Spent so far:")
+        )
         lines.append(
-            f"Spent so far: {format_usd(spent['cost_usd'])} on {spent['calls']} call(s) "
+            f"{what} {format_usd(spent['cost_usd'])} on {spent['calls']} call(s) "
             f"({spent['tokens']:,} tokens), failed attempts included."
         )
     f = est["finished"]

@@ -9,10 +9,12 @@ that says what to do, which Snakemake prints under the rule's name.
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any
 
+from bookgen import paths
 from bookgen.outline import book_sections
 from bookgen.progress import announce
 
@@ -61,12 +63,16 @@ def cost_report(input: Any, output: Any, params: Any, log: Any) -> None:
     report = build_cost_report(load_usage_docs(list(input)), params.title)
     atomic_write_json(output.json, report)
     atomic_write_text(output.md, render_markdown(report))
-    total = report["totals"]["cost_usd"]
+    t = report["totals"]
+    simulated = (
+        f" (simulated calls would have cost {format_usd(t['simulated_cost_usd'])}, not billed)"
+        if t["simulated_calls"]
+        else ""
+    )
     _summarise(
         log,
         [
-            f"cost report: {report['totals']['calls']} calls, "
-            + ("cost unknown" if total is None else format_usd(total)),
+            f"cost report: {t['calls']} calls, {format_usd(t['cost_usd'])} spent{simulated}",
             *(f"warning: {w}" for w in report["warnings"]),
         ],
     )
@@ -108,7 +114,12 @@ def book_md(config: dict[str, Any], input: Any, output: Any, log: Any) -> None:
     from bookgen.book import write_book_md
 
     sections = book_sections(config)
-    write_book_md(config, sections, [Path(p) for p in input], Path(output[0]))
+    simulated = {
+        s.id
+        for s in sections
+        if json.loads(paths.section_usage(s.id).read_text(encoding="utf-8"))["simulated"]
+    }
+    write_book_md(config, sections, [Path(p) for p in input], Path(output[0]), simulated)
     Path(log[0]).write_text(f"book.md: {len(sections)} sections assembled\n")
 
 

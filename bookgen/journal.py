@@ -7,7 +7,6 @@ written atomically under content-addressed names, so concurrent sections never c
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -15,12 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from bookgen.fsutil import append_line, atomic_write_json, read_json_lines
-
-
-def request_hash(request: dict[str, Any]) -> str:
-    """Stable hash of everything that shapes a reply: model, messages, parameters."""
-    blob = json.dumps(request, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
 class CallJournal:
@@ -80,7 +73,8 @@ def _read(path: Path) -> list[dict[str, Any]]:
 
 
 class ResponseCache:
-    """Completed replies on disk, keyed by request hash, so a retry never pays twice."""
+    """Completed replies on disk, keyed by the request's identity
+    (``bookgen.request_identity.request_key``), so a retry never pays twice."""
 
     def __init__(self, root: Path, enabled: bool = True, replay: bool = True) -> None:
         self.root = root

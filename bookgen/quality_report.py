@@ -149,6 +149,7 @@ def build_quality_report(
             {
                 "id": s.id,
                 "title": s.title,
+                "simulated": bool(usage[s.id].get("simulated")),
                 "words": usage[s.id]["words"],
                 "target_words": s.words,
                 "passed": record["passed"] and best <= threshold,
@@ -214,8 +215,18 @@ def render_markdown(report: dict[str, Any]) -> str:
     """The report for people."""
     t, th = report["totals"], report["thresholds"]
     lines = [f"# Quality report: {report['book_title']}", ""]
-    if report["simulated"]:
-        lines += ["> **Simulated run.** The text was written by bookgen's offline simulator.", ""]
+    simulated = [e["id"] for e in report["sections"] if e["simulated"]]
+    if simulated:
+        which = (
+            "every section"
+            if len(simulated) == len(report["sections"])
+            else "sections " + ", ".join(simulated) + " (marked *simulated*)"
+        )
+        lines += [
+            f"> **Simulated text.** The text of {which} was written by bookgen's offline "
+            "simulator.",
+            "",
+        ]
     lines += [
         f"Generated {report['generated_at']}. **{t['passed']} of {t['sections']} sections pass "
         f"every check**; {t['flagged']} flagged. {t['repairs']} repair(s) made "
@@ -237,8 +248,9 @@ def render_markdown(report: dict[str, Any]) -> str:
             failed.append("overlap")
         repairs = ", ".join(f"{r['repair']} ({r['target']})" for r in e["repairs"]) or "–"
         closest = f"{e['closest_section']} ({e['overlap']:.0%})" if e["closest_section"] else "–"
+        mark = " *(simulated)*" if e["simulated"] else ""
         lines.append(
-            f"| {e['id']} {e['title']} | {e['words']:,} / {e['target_words']:,} | "
+            f"| {e['id']} {e['title']}{mark} | {e['words']:,} / {e['target_words']:,} | "
             f"{', '.join(failed) or 'none'} | {'; '.join(e['missing_headings']) or '–'} | "
             f"{closest} | {repairs} | {e['attempts']} |"
         )

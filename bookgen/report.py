@@ -23,8 +23,10 @@ SUMMED = (
     "estimated_prompt_tokens",
     "estimated_completion_tokens",
     "failed_calls",
+    "simulated_calls",
+    "replays",
 )
-COSTS = ("cost_usd", "estimated_cost_usd", "failed_cost_usd")
+COSTS = ("cost_usd", "estimated_cost_usd", "failed_cost_usd", "simulated_cost_usd")
 
 
 def build_cost_report(usage_docs: list[dict[str, Any]], book_title: str) -> dict[str, Any]:
@@ -39,6 +41,8 @@ def build_cost_report(usage_docs: list[dict[str, Any]], book_title: str) -> dict
                 "id": doc["section"],
                 "title": doc["title"],
                 "model": doc["model"],
+                "provider": doc["provider"],
+                "simulated": doc["simulated"],
                 "words": doc["words"],
                 **{k: t[k] for k in SUMMED},
                 **{k: t[k] for k in COSTS},
@@ -67,6 +71,7 @@ def build_cost_report(usage_docs: list[dict[str, Any]], book_title: str) -> dict
         "book_title": book_title,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "simulated": any(d["simulated"] for d in usage_docs),
+        "simulated_sections": [d["section"] for d in usage_docs if d["simulated"]],
         "providers": sorted({d["provider"] for d in usage_docs}),
         "models": sorted({d["model"] for d in usage_docs}),
         "price_table": price_table,
@@ -83,17 +88,25 @@ def render_markdown(report: dict[str, Any]) -> str:
     """A human-readable cost report."""
     t = report["totals"]
     lines = [f"# Cost report: {report['book_title']}", ""]
-    if report["simulated"]:
+    simulated = report["simulated_sections"]
+    if simulated:
+        which = (
+            "every section"
+            if len(simulated) == t["sections"]
+            else ("sections " + ", ".join(simulated))
+        )
         lines += [
-            "> **Simulated run.** The text was written by bookgen's offline simulator; the costs "
-            "show what these token counts would cost at the configured model's real prices.",
+            f"> **Simulated text.** The text of {which} was written by bookgen's offline "
+            "simulator (marked *simulated* below): nothing was billed for it, and it is not in "
+            "the money spent. What its calls would have cost at the model's real prices is "
+            f"shown apart: {format_usd(t['simulated_cost_usd'])}.",
             "",
         ]
     lines += [
         f"Generated {report['generated_at']} · provider(s): {', '.join(report['providers'])} · "
         f"model(s): {', '.join(report['models'])}",
         "",
-        f"**Total: {format_usd(t['cost_usd'])}** for {t['sections']} sections, "
+        f"**Total spent: {format_usd(t['cost_usd'])}** for {t['sections']} sections, "
         f"{t['words']:,} words, "
         f"{t['calls']} API calls"
         + (
@@ -111,8 +124,9 @@ def render_markdown(report: dict[str, Any]) -> str:
     )
     lines += [header, "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in report["sections"]:
+        mark = " *(simulated)*" if s["simulated"] else ""
         lines.append(
-            f"| {s['id']} {s['title']} | {s['calls']} | {s['prompt_cache_hit_tokens']:,} | "
+            f"| {s['id']} {s['title']}{mark} | {s['calls']} | {s['prompt_cache_hit_tokens']:,} | "
             f"{s['prompt_cache_miss_tokens']:,} | {s['completion_tokens']:,} | "
             f"{s['reasoning_tokens']:,} | {format_usd(s['cost_usd'])} | {s['api_time_s']:.1f} s | "
             f"{s['wall_time_s']:.1f} s |"

@@ -13,16 +13,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bookgen import clock, interrupt, paths
-from bookgen.budget import BudgetReached, book_spending, check_budget, progress_line
+from bookgen.budget import BudgetReached, begin_call, end_call, progress_line, run_spending
 from bookgen.client import CallOutcome, shared_client, stream_call
 from bookgen.config import Section, template_text
 from bookgen.fsutil import atomic_write_json, atomic_write_text
-from bookgen.journal import CallJournal, ResponseCache, request_hash
+from bookgen.journal import CallJournal, ResponseCache
 from bookgen.locks import section_lock
 from bookgen.pricing import cost_usd, format_usd, rates_for
 from bookgen.progress import ProgressLog, announce
 from bookgen.prompts import continuation_messages, fixed_prompt_texts, section_messages
 from bookgen.quality import Context, echo_patterns
+from bookgen.request_identity import is_simulated, origin, request_key
 from bookgen.retry import Backoff, GiveUp
 from bookgen.tokens import count_tokens
 from bookgen.usage import TOKEN_FIELDS, sum_calls, validate, zero_usage
@@ -95,6 +96,7 @@ class SectionWriter:
         self.backoff = Backoff.from_config(job.config["retry"])
         self.log = ProgressLog(job.log, f"section_{self.sid}")
         self.secrets = [os.environ.get(job.config["api_key_env"], "")]
+        self.origin = origin(job.config)  # provider, endpoint, simulated: in every call record
         self.calls_made = 0
         self.qc: dict[str, Any] | None = None  # quality control's record, once written
 
@@ -154,7 +156,23 @@ class SectionWriter:
             "model": self.config["model"],
             "request_hash": key,
             "call_id": call_id,
+            **self.origin,
         }
+        return record
+
+    def _record_replay(self, cached: dict[str, Any], purpose: str, key: str) -> dict[str, Any]:
+        """The journal's note that a reply was replayed from the cache: no request was sent,
+        it cost $0, and ``replay_of`` names the call that paid for it."""
+        out = CallOutcome(
+            started_at=clock.now(), finish_reason=cached["finish_reason"], usage=zero_usage()
+        )
+        record = self._record(out, purpose, key, [], uuid.uuid4().hex)
+        record.update(
+            status="replayed",
+            attempt=max(1, self.calls_made),
+            cost_usd=0.0,
+            replay_of=cached.get("call_id"),
+        )
         return record
 
     def _check_halt(self) -> None:
@@ -179,34 +197,47 @@ class SectionWriter:
     ) -> CallOutcome:
         """One reply for ``messages``: from the response cache if already paid for, else the API."""
         req = self._request(messages, request_options)
-        key = request_hash(req)
+        key = request_key(self.config, req)
         cached = self.cache.get(key)
         if cached is not None:
+            self.journal.append(self._record_replay(cached, purpose, key))
             self.log.line(f"{purpose}: reply replayed from the response cache (already paid for)")
             return CallOutcome(text=cached["text"], finish_reason=cached["finish_reason"])
         if interrupt.stopping():
             raise SectionFailed("not started: the run was interrupted (Ctrl-C)")
         self._check_halt()
+        call_id = uuid.uuid4().hex
         try:
-            check_budget(self.config, req, self.job.state_root)
+            begin_call(self.config, req, call_id, self.job.state_root)
         except BudgetReached as e:
             raise SectionFailed(str(e)) from None
-        self.calls_made += 1
-        label = f"call {self.calls_made} ({purpose})"
-        self.log.line(f"{label}: requesting {self.config['model']}")
-        call_id = uuid.uuid4().hex
-        lost = CallOutcome(started_at=clock.now(), error=UNFINISHED_CALL)
-        self.journal.begin(self._record(lost, purpose, key, messages, call_id))
-        out = stream_call(
-            self.client,
-            req,
-            lambda n, dt: self.log.progress(label, n, dt),
-            should_stop=interrupt.stopping,
-        )
-        rec = self._record(out, purpose, key, messages, call_id)
-        self.journal.append(rec)
-        if out.complete:
-            self.cache.put(key, {"text": out.text, "finish_reason": out.finish_reason})
+        try:
+            self.calls_made += 1
+            label = f"call {self.calls_made} ({purpose})"
+            self.log.line(f"{label}: requesting {self.config['model']}")
+            lost = CallOutcome(started_at=clock.now(), error=UNFINISHED_CALL)
+            self.journal.begin(self._record(lost, purpose, key, messages, call_id))
+            out = stream_call(
+                self.client,
+                req,
+                lambda n, dt: self.log.progress(label, n, dt),
+                should_stop=interrupt.stopping,
+            )
+            rec = self._record(out, purpose, key, messages, call_id)
+            if out.complete:  # durable before the record that says it arrived
+                self.cache.put(
+                    key,
+                    {
+                        "text": out.text,
+                        "finish_reason": out.finish_reason,
+                        "call_id": call_id,
+                        "section": self.sid,
+                        **self.origin,
+                    },
+                )
+            self.journal.append(rec)
+        finally:
+            end_call(call_id)
         tokens = rec["completion_tokens"] or rec["estimated_completion_tokens"]
         rate = tokens / out.duration_s if out.duration_s > 0 else 0.0
         status = out.finish_reason if out.error is None else f"failed: {rec['error']}"
@@ -306,7 +337,7 @@ class SectionWriter:
             "title": self.job.section.title,
             "provider": cfg["provider"],
             "model": cfg["model"],
-            "simulated": cfg["provider"] == "simulator",
+            "simulated": is_simulated(cfg),
             "fingerprint": self.job.fingerprint,
             "generated_at": _iso(time.time()),
             "wall_time_s": round(wall_time_s, 3),
@@ -355,7 +386,7 @@ def run_section_job(job: SectionJob) -> None:
             f"{t['completion_tokens']:,} output tokens, cost {cost}"
         )
         done = sum(paths.section_md(s.id).exists() for s in job.sections)
-        spent = book_spending(job.state_root)
+        spent = run_spending(job.config, job.state_root)
         announce(progress_line(job.section.id, done, len(job.sections), spent))
     except SectionFailed as e:
         writer.log.line(f"FAILED: {e}")

@@ -13,12 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from bookgen import paths
-from bookgen.budget import journal_calls, spending
+from bookgen.budget import book_spending, journal_calls, run_spending, spending
 from bookgen.config import Section, book_fingerprint, section_fingerprint
 from bookgen.locks import section_busy
-from bookgen.pricing import format_usd, sum_costs
+from bookgen.pricing import format_usd
+from bookgen.request_identity import is_simulated
 
 BUDGET_PREFIX = "budget reached"
+SIMULATED_TEXT = (
+    "its text was written by the offline simulator; a real run writes it "
+    "(add --config provider=simulator to see the demo as done)"
+)
 
 
 @dataclass
@@ -33,7 +38,9 @@ class SectionState:
     words: int | None
     calls: int
     failed_calls: int
-    cost_usd: float | None
+    cost_usd: float | None  # real money only
+    simulated_cost_usd: float | None  # what its simulated calls would have cost (not money)
+    simulated: bool  # its current text was written by the offline simulator
     api_time_s: float
     wall_time_s: float | None
     usage: dict[str, Any] | None  # the section's usage file while it is current
@@ -101,7 +108,10 @@ def section_states(
         state, detail = "pending", "not written yet"
         if usage is not None:
             changed = _changed_parts(usage.get("fingerprint", {}), section_fingerprint(shared, s))
-            if changed:
+            if changed and usage.get("simulated") and not is_simulated(config):
+                state, detail = "pending", SIMULATED_TEXT
+                usage = None
+            elif changed:
                 state, detail = "pending", f"{', '.join(changed)} changed"
                 usage = None
             else:
@@ -122,6 +132,8 @@ def section_states(
                 calls=spent.calls,
                 failed_calls=spent.failed_calls,
                 cost_usd=spent.cost_usd,
+                simulated_cost_usd=spending(calls, simulated=True).cost_usd,
+                simulated=bool(usage and usage.get("simulated")),
                 api_time_s=round(sum(c["duration_s"] for c in calls), 3),
                 wall_time_s=usage["wall_time_s"] if usage else None,
                 usage=usage,
@@ -130,15 +142,21 @@ def section_states(
     return out
 
 
-def status_report(config: dict[str, Any], states: list[SectionState]) -> dict[str, Any]:
-    """The status as data (``bookgen status --json``)."""
+def status_report(
+    config: dict[str, Any], states: list[SectionState], state_root: Path = paths.STATE
+) -> dict[str, Any]:
+    """The status as data (``bookgen status --json``). ``totals.cost_usd`` is the book's real
+    spending, every journaled call included (the outline's and earlier attempts'): the figure
+    ``budget_usd`` is enforced against in a real run."""
     counts: dict[str, int] = {}
     for s in states:
         counts[s.state] = counts.get(s.state, 0) + 1
     return {
         "book_title": config["book"]["title"],
         "model": config["model"],
+        "simulated_run": is_simulated(config),
         "budget_usd": config.get("budget_usd"),
+        "budget_spent_usd": run_spending(config, state_root).cost_usd,
         "counts": counts,
         "sections": [s.as_dict() for s in states],
         "totals": {
@@ -146,7 +164,9 @@ def status_report(config: dict[str, Any], states: list[SectionState]) -> dict[st
             "words": sum(s.words or 0 for s in states),
             "calls": sum(s.calls for s in states),
             "failed_calls": sum(s.failed_calls for s in states),
-            "cost_usd": sum_costs([s.cost_usd for s in states]),
+            "cost_usd": book_spending(state_root).cost_usd,
+            "simulated_cost_usd": book_spending(state_root, simulated=True).cost_usd,
+            "simulated_sections": [s.id for s in states if s.simulated],
             "api_time_s": round(sum(s.api_time_s for s in states), 3),
             "wall_time_s": round(sum(s.wall_time_s or 0 for s in states), 3),
         },
@@ -161,6 +181,8 @@ def render_status(report: dict[str, Any]) -> str:
         wall = f"{s['wall_time_s']:.1f} s" if s["wall_time_s"] is not None else "–"
         calls = f"{s['calls']}" + (f" ({s['failed_calls']} failed)" if s["failed_calls"] else "")
         note = s["title"] + (f" — {s['detail']}" if s["state"] != "done" else "")
+        if s["simulated"]:
+            note += " (simulated)"
         rows.append((s["id"], s["state"], words, format_usd(s["cost_usd"]), calls, wall, note))
     t = report["totals"]
     rows.append(
@@ -185,10 +207,19 @@ def render_status(report: dict[str, Any]) -> str:
         lines.append("  ".join([*cells, r[6]]).rstrip())
         if i == 0 or i == len(rows) - 2:
             lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 14)
-    budget = report["budget_usd"]
-    if budget is not None and t["cost_usd"] is not None:
-        lines.append(f"Budget: ${t['cost_usd']:.4f} of ${budget:.4f} spent.")
-    lines.append("Costs include failed attempts; time is each section's job time, summed.")
+    if t["simulated_cost_usd"]:
+        lines.append(
+            f"Simulated calls (offline simulator, nothing billed) would have cost "
+            f"{format_usd(t['simulated_cost_usd'])}; they are not in the costs above."
+        )
+    budget, spent = report["budget_usd"], report["budget_spent_usd"]
+    if budget is not None and spent is not None:
+        what = "simulated, would have cost" if report["simulated_run"] else "spent"
+        lines.append(f"Budget: ${spent:.4f} of ${budget:.4f} {what}.")
+    lines.append(
+        "Costs are real money only and include failed attempts and the outline; time is each "
+        "section's job time, summed."
+    )
     return "\n".join(lines) + "\n"
 
 

@@ -60,27 +60,50 @@ def zero_usage() -> dict[str, int]:
     return dict.fromkeys(TOKEN_FIELDS, 0)
 
 
+def is_replay(call: dict[str, Any]) -> bool:
+    """A reply replayed from the response cache: no request was sent, nothing billed."""
+    return call["status"] == "replayed"
+
+
+def call_cost(call: dict[str, Any]) -> float | None:
+    """What one call cost: the provider's usage priced, or the estimate when it never reported
+    usage (a cut stream); None when the price is unknown."""
+    return call["cost_usd"] if call["usage_reported"] else call["estimated_cost_usd"]
+
+
 def sum_calls(calls: list[dict[str, Any]]) -> dict[str, Any]:
     """Totals over call records: what the provider reported, with estimates kept apart.
 
-    ``prompt_tokens`` … ``reasoning_tokens`` and ``cost_usd`` count only usage the provider
-    reported, so they reconcile with its bill. Calls cut off before their usage arrived add
-    to ``estimated_completion_tokens`` / ``estimated_cost_usd`` instead.
+    Tokens count every call sent (replays sent nothing). Money counts only real calls:
+    ``cost_usd`` is the usage the provider reported, so it reconciles with its bill; calls cut
+    off before their usage arrived add to ``estimated_*`` instead. Calls answered by the offline
+    simulator are never money: ``simulated_cost_usd`` says what they would have cost.
     """
-    totals: dict[str, Any] = {"calls": len(calls), **zero_usage()}
-    reported = [c for c in calls if c["usage_reported"]]
-    for c in reported:
-        for f in TOKEN_FIELDS:
-            totals[f] += c[f]
+    sent = [c for c in calls if not is_replay(c)]
+    real = [c for c in sent if not c.get("simulated", False)]
+    simulated = [c for c in sent if c.get("simulated", False)]
+    totals: dict[str, Any] = {"calls": len(sent), **zero_usage()}
+    for c in sent:
+        if c["usage_reported"]:
+            for f in TOKEN_FIELDS:
+                totals[f] += c[f]
+    reported = [c for c in real if c["usage_reported"]]
     totals["cost_usd"] = sum_costs([c["cost_usd"] for c in reported])
-    estimated = [c for c in calls if not c["usage_reported"]]
+    estimated = [c for c in sent if not c["usage_reported"]]
     totals["estimated_prompt_tokens"] = sum(c["estimated_prompt_tokens"] for c in estimated)
     totals["estimated_completion_tokens"] = sum(c["estimated_completion_tokens"] for c in estimated)
-    totals["estimated_cost_usd"] = sum_costs([c["estimated_cost_usd"] for c in estimated])
-    failed = [c for c in calls if c["status"] != "ok"]
+    totals["estimated_cost_usd"] = sum_costs(
+        [c["estimated_cost_usd"] for c in real if not c["usage_reported"]]
+    )
+    failed = [c for c in sent if c["status"] != "ok"]
     totals["failed_calls"] = len(failed)
-    totals["failed_cost_usd"] = sum_costs([c["cost_usd"] for c in failed if c["usage_reported"]])
-    totals["duration_s"] = round(sum(c["duration_s"] for c in calls), 3)
+    totals["failed_cost_usd"] = sum_costs(
+        [c["cost_usd"] for c in failed if c["usage_reported"] and not c.get("simulated", False)]
+    )
+    totals["simulated_calls"] = len(simulated)
+    totals["simulated_cost_usd"] = sum_costs([call_cost(c) for c in simulated])
+    totals["replays"] = len(calls) - len(sent)
+    totals["duration_s"] = round(sum(c["duration_s"] for c in sent), 3)
     return totals
 
 

@@ -1,5 +1,7 @@
-"""budget_usd: no call starts past the budget, the overshoot bound under concurrency, the
-"cost so far" line, and raising the budget continues where the run stopped."""
+"""budget_usd: no call starts past the budget, calls in flight count at their worst case (so
+the budget is never exceeded), simulated calls are never money, the "cost so far" line, and
+raising the budget continues where the run stopped. The run tests use the simulator on a
+loopback port as if it were the real provider: the money is real money to bookgen."""
 
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ import pytest
 
 from bookgen.budget import (
     BudgetReached,
+    begin_call,
     book_spending,
-    check_budget,
     check_budget_config,
+    end_call,
     progress_line,
     worst_case_usd,
 )
@@ -23,6 +26,7 @@ from bookgen.journal import CallJournal
 from bookgen.usage import zero_usage
 from tests.book import Book, pending_sections, short_sections
 from tests.conftest import load_config
+from tests.loopback import LoopbackSimulator
 
 CORES = 4
 BUDGET = 0.003
@@ -36,11 +40,12 @@ PROGRESS_RE = re.compile(
 )
 
 
-def call_record(sid: str, cost: float | None, status: str = "ok") -> dict:
+def call_record(sid: str, cost: float | None, status: str = "ok", simulated: bool = False) -> dict:
     """A journal entry as bookgen.section writes it."""
     return {
         "section": sid,
         "status": status,
+        "simulated": simulated,
         "usage_reported": True,
         **zero_usage(),
         "completion_tokens": 100,
@@ -79,10 +84,34 @@ def test_no_call_starts_when_spent_plus_worst_case_exceeds_budget(demo_config, t
     journal(tmp_path, "01", call_record("01", 0.004), call_record("01", 0.001, status="failed"))
     assert book_spending(tmp_path).cost_usd == pytest.approx(0.005)  # failed attempts count
     worst = worst_case_usd(demo_config, request(demo_config))
-    check_budget({**demo_config, "budget_usd": None}, request(demo_config), tmp_path)
-    check_budget({**demo_config, "budget_usd": 0.005 + worst}, request(demo_config), tmp_path)
+    begin_call({**demo_config, "budget_usd": None}, request(demo_config), "a", tmp_path)
+    begin_call({**demo_config, "budget_usd": 0.005 + worst}, request(demo_config), "b", tmp_path)
+    end_call("b")
     with pytest.raises(BudgetReached, match=r"^budget reached: \$0\.0050 of \$0\.0060 spent"):
-        check_budget({**demo_config, "budget_usd": 0.006}, request(demo_config), tmp_path)
+        begin_call({**demo_config, "budget_usd": 0.006}, request(demo_config), "c", tmp_path)
+
+
+def test_calls_in_flight_count_at_their_worst_case_until_journaled(demo_config, tmp_path):
+    worst = worst_case_usd(demo_config, request(demo_config))
+    config = {**demo_config, "budget_usd": 2.5 * worst}
+    begin_call(config, request(demo_config), "first", tmp_path)
+    begin_call(config, request(demo_config), "second", tmp_path)
+    with pytest.raises(BudgetReached, match=r"more in flight"):
+        begin_call(config, request(demo_config), "third", tmp_path)
+    end_call("first")  # its record is journaled: now it is spent at what it really cost
+    journal(tmp_path, "01", call_record("01", worst / 10))
+    begin_call(config, request(demo_config), "third", tmp_path)
+    end_call("second")
+    end_call("third")
+
+
+def test_simulated_calls_are_never_money(demo_config, tmp_path):
+    journal(tmp_path, "01", call_record("01", 0.004, simulated=True), call_record("01", 0.001))
+    assert book_spending(tmp_path).cost_usd == pytest.approx(0.001)
+    assert book_spending(tmp_path, simulated=True).cost_usd == pytest.approx(0.004)
+    real = {**demo_config, "budget_usd": 0.002 + worst_case_usd(demo_config, request(demo_config))}
+    begin_call(real, request(demo_config), "real", tmp_path)  # the simulated $0.004 is not spent
+    end_call("real")
 
 
 def test_a_run_whose_budget_is_used_up_starts_no_section(demo_config, tmp_path):
@@ -112,13 +141,31 @@ def test_progress_line_format():
     line = progress_line("04", 3, 11, Spending(0.0456, 24_500, 5, 0))
     assert line == "[3/11] section_04 done · $0.0456 so far (24,500 tokens)"
     assert "cost unknown so far" in progress_line("04", 3, 11, Spending(None, 10, 1, 0))
+    simulated = progress_line("04", 3, 11, Spending(0.0456, 24_500, 5, 0, simulated=True))
+    assert simulated == (
+        "[3/11] section_04 done · simulated, would have cost $0.0456 so far (24,500 tokens)"
+    )
+
+
+KEY = {"DEEPSEEK_API_KEY": "sk-budget-test-0000"}
 
 
 @pytest.fixture(scope="module")
-def stopped(tmp_path_factory) -> tuple[Book, object]:
+def provider(tmp_path_factory):
+    """The simulator on a loopback port, configured like a real DeepSeek endpoint."""
+    with LoopbackSimulator(tmp_path_factory.mktemp("sim"), SMALL_CALLS["simulator"]) as sim:
+        yield sim
+
+
+def real(sim: LoopbackSimulator, budget: float) -> dict:
+    return {"provider": "deepseek", "base_url": sim.base_url, **SMALL_CALLS, "budget_usd": budget}
+
+
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory, provider) -> tuple[Book, object]:
     """A book run at --cores 4 with a budget that stops it part-way."""
-    book = Book(tmp_path_factory.mktemp("budget") / "book", {**SMALL_CALLS, "budget_usd": BUDGET})
-    proc = book.run("--cores", str(CORES))
+    book = Book(tmp_path_factory.mktemp("budget") / "book", real(provider, BUDGET))
+    proc = book.run("--cores", str(CORES), env=KEY)
     return book, proc
 
 
@@ -137,19 +184,19 @@ def test_budget_stops_new_calls_and_says_so(stopped):
     assert all(s["detail"].startswith("budget reached: $") for s in failed)
 
 
-def test_overshoot_is_bounded_by_the_calls_in_flight(stopped):
+def test_the_budget_is_never_exceeded(stopped):
     book, _ = stopped
     calls = [
         call
         for path in (book.path / ".bookgen" / "calls").glob("*.jsonl")
         for call in CallJournal(path).records()
     ]
+    assert calls and not any(c["simulated"] for c in calls)
     spent = book_spending(book.path / ".bookgen").cost_usd
     assert spent == pytest.approx(sum(c["cost_usd"] for c in calls))
-    # When the last call started, spent + its worst case <= budget; only the calls of the other
-    # cores still in flight then were unseen, so the total exceeds the budget by at most those.
-    in_flight = sorted(c["cost_usd"] for c in calls)[-(CORES - 1) :]
-    assert spent <= BUDGET + sum(in_flight)
+    # Sections are threads of one process: a call starts only when spent + the worst case of
+    # every call in flight + its own worst case fits, so the total stays within the budget.
+    assert 0 < spent <= BUDGET
 
 
 def test_cost_so_far_line_after_every_finished_section(stopped):
@@ -157,23 +204,25 @@ def test_cost_so_far_line_after_every_finished_section(stopped):
     lines = [m for m in map(PROGRESS_RE.match, proc.stdout.splitlines()) if m]
     assert sorted(m.group(2) for m in lines) == [s[8:10] for s in book.sections()]
     dollars = [float(m.group(3)) for m in lines]
-    assert min(dollars) > 0 and max(dollars) <= book_spending(book.path / ".bookgen").cost_usd
+    spent = book_spending(book.path / ".bookgen").cost_usd
+    # printed to 4 decimals: never more than the spending, give or take the rounding
+    assert min(dollars) > 0 and max(dollars) <= spent + 0.00005
 
 
-def test_raising_the_budget_continues_where_it_stopped(stopped):
+def test_raising_the_budget_continues_where_it_stopped(stopped, provider):
     book, _ = stopped
     written = {s: book.file(f"output/{s}").read_text() for s in book.sections()}
-    proc = book.run("--cores", str(CORES))  # the same budget: still stops, says so again
+    proc = book.run("--cores", str(CORES), env=KEY)  # the same budget: still stops, says so
     assert proc.returncode != 0 and "budget reached: $" in proc.stderr
     written = {s: book.file(f"output/{s}").read_text() for s in book.sections()}
-    book.set_overrides({"provider": "simulator", **SMALL_CALLS, "budget_usd": 5.0})
+    book.set_overrides(real(provider, 5.0))
     missing = {f"section_{i:02d}" for i in range(1, 12)} - {s[:-3] for s in written}
     assert pending_sections(book.pending()) == missing  # the budget is not in any fingerprint
-    proc = book.run("--cores", str(CORES))
+    proc = book.run("--cores", str(CORES), env=KEY)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(book.sections()) == 11
     assert all(book.file(f"output/{s}").read_text() == t for s, t in written.items())
     lines = [m for m in map(PROGRESS_RE.match, proc.stdout.splitlines()) if m]
     assert max(int(m.group(1)) for m in lines) == 11
-    book.set_overrides({"provider": "simulator", **SMALL_CALLS, "budget_usd": 50.0})
+    book.set_overrides(real(provider, 50.0))
     assert book.pending() == {}

@@ -9,11 +9,11 @@ import shutil
 import pytest
 
 from bookgen.config import ConfigError, template_text
-from bookgen.journal import request_hash
 from bookgen.outline import book_sections, write_outline
 from bookgen.planning import group_parts
 from bookgen.prompts import part_messages, planned_task, section_messages
 from bookgen.repair import QualityFailed
+from bookgen.request_identity import request_key
 from bookgen.section import SectionFailed, SectionWriter, run_section_job
 from bookgen.simulator import Simulator
 from tests.conftest import load_config
@@ -104,14 +104,14 @@ def test_long_section_is_planned_written_in_parts_and_the_plan_is_reused(tmp_pat
     groups = group_parts(plan["subsections"], LONG["planning"]["words_per_call"])
     assert len(groups) == 2
     first = part_messages(prefix, job.section.title, "", 1, 2, groups[0])
-    part1 = writer.cache.get(request_hash(writer._request(first)))["text"].strip()
+    part1 = writer.cache.get(request_key(writer.config, writer._request(first)))["text"].strip()
     second = part_messages(prefix, job.section.title, part1, 2, 2, groups[1])
     assert (
         "Ocean Tides" in second[0]["content"] and "# Plan of this section" in second[1]["content"]
     )
     assert second[2] == {"role": "assistant", "content": part1}
     hashes = [c["request_hash"] for c in writer.journal.records()]
-    assert hashes[1:] == [request_hash(writer._request(m)) for m in (first, second)]
+    assert hashes[1:] == [request_key(writer.config, writer._request(m)) for m in (first, second)]
     # The plan call starts with the same book context as the writing calls (prefix cache).
     ledger = Simulator({}, state_dir=job.state_root / "simulator").ledger()
     assert ledger[1]["usage"]["prompt_cache_hit_tokens"] >= 64
