@@ -128,7 +128,9 @@ def template_text(config: dict[str, Any], name: str) -> str:
     return Path(config["prompts"][name]).read_text(encoding="utf-8")
 
 
-GENERATION_KEYS_THAT_SHAPE_TEXT = ("temperature", "max_tokens", "extra_body")
+# Not max_tokens: a reply cut off by it is continued, so it decides how many calls a text takes,
+# never the text (raising it, as the length error advises, must not re-bill the book).
+GENERATION_KEYS_THAT_SHAPE_TEXT = ("temperature", "extra_body")
 
 
 def book_fingerprint(config: dict[str, Any]) -> dict[str, str]:
