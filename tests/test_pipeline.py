@@ -81,7 +81,7 @@ def test_cost_report_totals_equal_sum_of_usage_files(built):
     for field in ("prompt_tokens", "prompt_cache_hit_tokens", "completion_tokens", "calls"):
         assert report["totals"][field] == ledger[field], field
     md = built.file("output/cost_report.md").read_text()
-    assert "Simulated run" in md and "deepseek-flash" in md
+    assert "Simulated text" in md and "deepseek-flash" in md
 
 
 def _simulator_ledger_totals(book_dir: Path) -> dict:

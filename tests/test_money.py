@@ -1,0 +1,115 @@
+"""Trustworthy money through the real snakemake CLI: the offline demo never stands in for a
+real provider, a reply replays only for the endpoint that sold it (as a $0 replay naming the
+paying call), and simulated calls are never counted as money."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bookgen.journal import CallJournal
+from tests.book import Book, pending_sections, short_sections
+from tests.loopback import LoopbackSimulator
+
+KEY = {"DEEPSEEK_API_KEY": "sk-money-test-4242"}
+SMALL = {"sections": short_sections(300), "formats": []}
+
+
+def real(sim: LoopbackSimulator) -> dict:
+    return {"provider": "deepseek", "base_url": sim.base_url, **SMALL}
+
+
+def journal(book: Book) -> list[dict]:
+    return [
+        c
+        for path in sorted((book.path / ".bookgen" / "calls").glob("*.jsonl"))
+        for c in CallJournal(path).records()
+    ]
+
+
+def requested_sections(sim: LoopbackSimulator) -> set[str]:
+    return {e["section"] for e in sim.ledger()["entries"]}
+
+
+def test_demo_first_then_a_real_run_requests_every_section(tmp_path):
+    book = Book(tmp_path / "book", SMALL)
+    proc = book.run("--cores", "2")  # the offline demo
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    demo = book.json("output/cost_report.json")
+    assert demo["simulated_sections"] == [f"{i:02d}" for i in range(1, 12)]
+    assert demo["totals"]["cost_usd"] == 0 and demo["totals"]["simulated_cost_usd"] > 0
+
+    with LoopbackSimulator(tmp_path / "provider") as sim:
+        book.set_overrides(real(sim))
+        jobs = book.pending()
+        assert len(pending_sections(jobs)) == 11
+        assert all("Params have changed" in jobs[s] for s in pending_sections(jobs))
+        proc = book.run("--cores", "2", env=KEY)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "replayed" not in proc.stdout + proc.stderr
+        ledger = sim.ledger()
+        assert requested_sections(sim) == set(range(1, 12))  # every section reached it
+
+    report = book.json("output/cost_report.json")
+    assert report["simulated"] is False and report["simulated_sections"] == []
+    assert report["providers"] == ["deepseek"]
+    t = report["totals"]
+    assert t["replays"] == 0
+    assert t["completion_tokens"] >= ledger["totals"]["completion_tokens"]
+    calls = journal(book)
+    sent = [c for c in calls if not c["simulated"]]
+    assert len(sent) == len(ledger["entries"])
+    assert all(c["endpoint"] == sim.base_url and c["provider"] == "deepseek" for c in sent)
+    # the demo's simulated calls stay on record but are never money
+    assert t["cost_usd"] == pytest.approx(sum(c["cost_usd"] for c in sent))
+    assert t["simulated_cost_usd"] == pytest.approx(demo["totals"]["simulated_cost_usd"])
+    status = json.loads(book.bookgen("status", "--json").stdout)
+    assert status["totals"]["cost_usd"] == pytest.approx(t["cost_usd"])
+    title_page = book.file("output/book.md").read_text().split("## Contents")[0]
+    assert "Simulated" not in title_page
+
+
+def test_a_reply_replays_only_for_the_endpoint_that_sold_it(tmp_path):
+    book = Book(tmp_path / "book", SMALL)
+    with LoopbackSimulator(tmp_path / "a") as a, LoopbackSimulator(tmp_path / "b") as b:
+        book.set_overrides(real(a))
+        assert book.run("--cores", "2", env=KEY).returncode == 0
+        paid = len(a.ledger()["entries"])
+        first = book.file("output/section_05.md").read_text()
+
+        book.file("output/section_05.md").unlink()
+        proc = book.run("--cores", "2", env=KEY)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert len(a.ledger()["entries"]) == paid  # replayed, not bought again
+        assert book.file("output/section_05.md").read_text() == first
+        usage = book.json("output/usage/section_05.json")
+        replays = [c for c in usage["calls"] if c["status"] == "replayed"]
+        paying = {c["call_id"] for c in usage["calls"] if c["status"] == "ok"}
+        assert replays and all(r["cost_usd"] == 0 and r["replay_of"] in paying for r in replays)
+        assert usage["totals"]["calls"] == len(paying) and usage["totals"]["replays"] == 1
+
+        # Another endpoint (same provider and model) is another seller: nothing replays.
+        book.file("output/section_05.md").unlink()
+        book.set_overrides(real(b))
+        proc = book.run("--cores", "2", env=KEY)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert requested_sections(b) == {5}
+        assert len(a.ledger()["entries"]) == paid
+
+
+def test_cache_key_never_holds_credentials_and_ignores_spelling(tmp_path):
+    from bookgen.request_identity import endpoint, request_key
+
+    config = {"provider": "deepseek", "base_url": "https://user:sk-secret@API.deepseek.com:443/"}
+    assert endpoint(config) == "https://api.deepseek.com"
+    same = {"provider": "deepseek", "base_url": "https://api.deepseek.com"}
+    req = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    assert request_key(config, req) == request_key(same, req)
+    assert request_key({**same, "provider": "simulator"}, req) != request_key(same, req)
+    assert request_key({**same, "base_url": "http://127.0.0.1:8000/v1"}, req) != request_key(
+        same, req
+    )
+    assert request_key(same, {**req, "model": "n"}) != request_key(same, req)
+    assert "sk-secret" not in Path(tmp_path).as_posix()  # (nothing written: key is a hash)
