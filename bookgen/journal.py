@@ -34,6 +34,12 @@ class CallJournal:
     def append(self, record: dict[str, Any]) -> None:
         append_line(self.path, json.dumps(record, ensure_ascii=False, sort_keys=True))
 
+    def recorded(self, call_id: str) -> bool:
+        """True when the call's own record (not just its begin line) is in the journal."""
+        return any(
+            r.get("call_id") == call_id and not r.get("unfinished") for r in _read(self.path)
+        )
+
     def records(self, in_flight: Callable[[], bool] = lambda: False) -> list[dict[str, Any]]:
         """Every call, in order. A call begun and never recorded counts as failed, unless
         ``in_flight()`` says its section is being written right now: then it is left out

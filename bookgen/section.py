@@ -200,6 +200,10 @@ class SectionWriter:
         key = request_key(self.config, req)
         cached = self.cache.get(key)
         if cached is not None:
+            lost = cached.get("record")
+            if lost and lost["section"] == self.sid and not self.journal.recorded(lost["call_id"]):
+                # the process died after the reply was cached, before its record was journaled
+                self.journal.append(lost)
             self.journal.append(self._record_replay(cached, purpose, key))
             self.log.line(f"{purpose}: reply replayed from the response cache (already paid for)")
             return CallOutcome(text=cached["text"], finish_reason=cached["finish_reason"])
@@ -224,7 +228,7 @@ class SectionWriter:
                 should_stop=interrupt.stopping,
             )
             rec = self._record(out, purpose, key, messages, call_id)
-            if out.complete:  # durable before the record that says it arrived
+            if out.complete:  # durable before the record that says it arrived, and with it
                 self.cache.put(
                     key,
                     {
@@ -233,6 +237,7 @@ class SectionWriter:
                         "call_id": call_id,
                         "section": self.sid,
                         **self.origin,
+                        "record": rec,
                     },
                 )
             self.journal.append(rec)

@@ -113,3 +113,50 @@ def test_cache_key_never_holds_credentials_and_ignores_spelling(tmp_path):
     )
     assert request_key(same, {**req, "model": "n"}) != request_key(same, req)
     assert "sk-secret" not in Path(tmp_path).as_posix()  # (nothing written: key is a hash)
+
+
+KILLED_AFTER_THE_REPLY = """
+import os, signal, sys
+from pathlib import Path
+sys.path.insert(0, {repo!r})
+from bookgen.journal import CallJournal
+from bookgen.section import SectionWriter
+from tests.test_faults import Sleeps, make_job
+
+
+class DiesBeforeTheRecord(CallJournal):
+    def append(self, record):
+        if record.get("status") == "ok":  # the reply has arrived: kill -9 right here
+            os.kill(os.getpid(), signal.SIGKILL)
+        super().append(record)
+
+
+job = make_job(Path({tmp!r}))
+writer = SectionWriter(job, sleep=Sleeps())
+writer.journal = DiesBeforeTheRecord(writer.journal.path)
+writer.write()
+"""
+
+
+def test_a_reply_is_never_bought_twice_across_a_kill(tmp_path):
+    """kill -9 between a reply's arrival and its journal record: the rerun replays the reply
+    (the provider served it once) and the section's usage lists that call once, billed in full."""
+    import subprocess
+    import sys
+
+    from bookgen.section import SectionWriter
+    from tests.conftest import REPO
+    from tests.test_faults import Sleeps, ledger, make_job
+
+    script = KILLED_AFTER_THE_REPLY.format(repo=str(REPO), tmp=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True)
+    assert proc.returncode == -9, proc.stderr
+    job = make_job(tmp_path)
+    assert len(ledger(job).ledger()) == 1
+    writer = SectionWriter(job, sleep=Sleeps())
+    doc = writer.usage_document(writer.write(), 1.0)
+    assert len(ledger(job).ledger()) == 1  # not bought again
+    calls = doc["calls"]
+    assert [c["status"] for c in calls] == ["ok", "replayed"]
+    assert calls[1]["replay_of"] == calls[0]["call_id"] and calls[0]["usage_reported"]
+    assert doc["totals"]["calls"] == 1 and doc["totals"]["failed_calls"] == 0
