@@ -160,3 +160,31 @@ def test_a_reply_is_never_bought_twice_across_a_kill(tmp_path):
     assert [c["status"] for c in calls] == ["ok", "replayed"]
     assert calls[1]["replay_of"] == calls[0]["call_id"] and calls[0]["usage_reported"]
     assert doc["totals"]["calls"] == 1 and doc["totals"]["failed_calls"] == 0
+
+
+def test_a_topic_book_with_a_budget_and_status_shows_what_the_budget_counts(tmp_path):
+    """budget_usd works before the outline exists, and `bookgen status` reports the spending the
+    budget enforces, the outline's call included, equal to the cost report's total."""
+    topic = {
+        "topic": "tides and the moon",
+        "section_count": 3,
+        "section_words": 300,
+        "sections": [],
+        "book": {"title": "Tides"},
+        "formats": [],
+        "qc": {"on_fail": "warn"},
+        "budget_usd": 1.0,
+    }
+    book = Book(tmp_path / "book")
+    with LoopbackSimulator(tmp_path / "provider") as sim:
+        book.set_overrides({**topic, "provider": "deepseek", "base_url": sim.base_url})
+        proc = book.run("--cores", "2", env=KEY)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    report = book.json("output/cost_report.json")
+    assert [s["id"] for s in report["sections"]][0] == "outline"
+    status = json.loads(book.bookgen("status", "--json").stdout)
+    assert status["budget_spent_usd"] == pytest.approx(report["totals"]["cost_usd"])
+    assert status["totals"]["cost_usd"] == pytest.approx(report["totals"]["cost_usd"])
+    assert report["totals"]["cost_usd"] > sum(
+        s["cost_usd"] for s in report["sections"] if s["id"] != "outline"
+    )
