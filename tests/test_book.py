@@ -235,3 +235,19 @@ def test_estimate_after_some_sections_uses_their_measurements(built):
     actual_cost = sum(u["totals"]["cost_usd"] for u in rest)
     period = rest[0]["calls"][0]["rates"]["period"]
     assert est["totals"]["cost_usd"]["by_period"][period] == pytest.approx(actual_cost, rel=0.3)
+
+
+def test_the_title_page_names_the_simulated_sections(demo_config):
+    from bookgen.book import assemble_book
+    from bookgen.config import sections_from_config
+
+    sections = sections_from_config(demo_config)[:3]
+    texts = [f"Text of {s.title}.\n" for s in sections]
+    mixed = assemble_book(demo_config, sections, texts, simulated={"02"})
+    head = mixed.split("## Contents")[0]
+    assert "section(s) 2 were written by bookgen's offline simulator" in head
+    assert "Written by deepseek-flash" in head
+    every = assemble_book(demo_config, sections, texts, simulated={"01", "02", "03"})
+    assert "Simulated text: bookgen''s offline simulator standing in for deepseek-flash" in every
+    real = assemble_book(demo_config, sections, texts)
+    assert "imulat" not in real.split("## Contents")[0]
