@@ -39,9 +39,7 @@ def test_estimate_from_the_outline_is_within_30_percent_of_the_demo_books_cost(d
     assert len(periods) == 1  # the run did not straddle a peak-hour boundary
     cost = est["totals"]["cost_usd"]
     # simulated: what the calls would have cost at the model's prices
-    assert cost["by_period"][periods.pop()] == pytest.approx(
-        actual["simulated_cost_usd"], rel=0.3
-    )
+    assert cost["by_period"][periods.pop()] == pytest.approx(actual["simulated_cost_usd"], rel=0.3)
     assert cost["low"] <= cost["expected"] <= cost["high"]
     assert cost["by_period"]["peak"] == pytest.approx(2 * cost["by_period"]["off-peak"])
 

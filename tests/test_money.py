@@ -181,7 +181,7 @@ def test_a_topic_book_with_a_budget_and_status_shows_what_the_budget_counts(tmp_
         proc = book.run("--cores", "2", env=KEY)
         assert proc.returncode == 0, proc.stderr[-3000:]
     report = book.json("output/cost_report.json")
-    assert [s["id"] for s in report["sections"]][0] == "outline"
+    assert report["sections"][0]["id"] == "outline"
     status = json.loads(book.bookgen("status", "--json").stdout)
     assert status["budget_spent_usd"] == pytest.approx(report["totals"]["cost_usd"])
     assert status["totals"]["cost_usd"] == pytest.approx(report["totals"]["cost_usd"])
