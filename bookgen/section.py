@@ -171,7 +171,7 @@ class SectionWriter:
             status="replayed",
             attempt=max(1, self.calls_made),
             cost_usd=0.0,
-            replay_of=cached.get("call_id"),
+            replay_of=(cached.get("record") or {}).get("call_id"),
         )
         return record
 
@@ -200,10 +200,10 @@ class SectionWriter:
         key = request_key(self.config, req)
         cached = self.cache.get(key)
         if cached is not None:
-            lost = cached.get("record")
-            if lost and lost["section"] == self.sid and not self.journal.recorded(lost["call_id"]):
+            paid = cached.get("record")  # the record of the call that bought the reply
+            if paid and paid["section"] == self.sid and not self.journal.recorded(paid["call_id"]):
                 # the process died after the reply was cached, before its record was journaled
-                self.journal.append(lost)
+                self.journal.append(paid)
             self.journal.append(self._record_replay(cached, purpose, key))
             self.log.line(f"{purpose}: reply replayed from the response cache (already paid for)")
             return CallOutcome(text=cached["text"], finish_reason=cached["finish_reason"])
@@ -230,15 +230,7 @@ class SectionWriter:
             rec = self._record(out, purpose, key, messages, call_id)
             if out.complete:  # durable before the record that says it arrived, and with it
                 self.cache.put(
-                    key,
-                    {
-                        "text": out.text,
-                        "finish_reason": out.finish_reason,
-                        "call_id": call_id,
-                        "section": self.sid,
-                        **self.origin,
-                        "record": rec,
-                    },
+                    key, {"text": out.text, "finish_reason": out.finish_reason, "record": rec}
                 )
             self.journal.append(rec)
         finally:
