@@ -20,7 +20,6 @@ from bookgen.config import Section
 from bookgen.fsutil import atomic_write_json
 from bookgen.prompts import part_messages, plan_messages, planned_task
 from bookgen.quality import normalise_heading
-from bookgen.repair import complete
 from bookgen.structured import InvalidReply, request_json
 
 if TYPE_CHECKING:
@@ -130,15 +129,12 @@ def write_planned(writer: SectionWriter, base: list[dict[str, str]]) -> Draft:
     prefix = planned_task(base, plan)
     groups = group_parts(plan, int(writer.config["planning"]["words_per_call"]))
     text = ""
-    repairs: list[dict[str, Any]] = []
     for number, group in enumerate(groups, start=1):
         writer.log.line(f"writing part {number} of {len(groups)} ({len(group)} subsections)")
         messages = part_messages(prefix, writer.job.section.title, text, number, len(groups), group)
         chunk = writer.generate(messages, "write").strip()
-        chunk, made = complete(writer, messages, chunk, attempt=1)
-        repairs += made
         text = f"{text}\n\n{chunk}" if text else chunk
-    return Draft(text.strip() + "\n", prefix, plan, path, repairs)
+    return Draft(text.strip() + "\n", prefix, plan, path)
 
 
 def draft(writer: SectionWriter, base: list[dict[str, str]]) -> Draft:

@@ -48,7 +48,14 @@ _SENTENCE_END_RE = re.compile(r"(?<=[.!?])\s+")
 _FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _OPENING_FENCE_RE = re.compile(r"^ {0,3}(?:`{3,}|~{3,})[ \t]*[A-Za-z][\w+-]*[ \t]*$")
 _INLINE_CODE_RE = re.compile(r"(`+)(?:(?!\1).)+?\1")
-_COMPLETE_END_RE = re.compile(r"[.!?…](?:[\"'”’)\]*_]*)$")
+# What may follow the last word of a sentence: emphasis, closing quotes, footnote marks.
+_TRAILING_MARKS_RE = re.compile(r"(?:[*_\"'”’»]|\[\^[^\]\s]+\])+$")
+_URL_END_RE = re.compile(r"(?:https?://|www\.)[^\s<>]+>?$")
+# List items, numbered steps, definitions (":" or "~") and footnote definitions.
+_ITEM_RE = re.compile(r"^(?:[-*+]|\d{1,3}[.)]|[A-Za-z][.)]|[:~]|\[\^[^\]\s]+\]:)\s+(.*)$")
+_ATTRIBUTION_RE = re.compile(r"^(?:[—–]|--)\s*\S")
+_RULE_RE = re.compile(r"^[-+=:| ]{3,}$")
+_DANGLING_WORDS = frozenset({"a", "an", "and", "or", "of", "than", "the", "which", "with"})
 _WORD_RE = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
 _SUMMARY_RE = re.compile(r"summary|conclusion|recap|wrap|takeaway|review", re.IGNORECASE)
 _STOPWORDS = frozenset(
@@ -262,18 +269,62 @@ def last_line(text: str) -> str:
     return lines[-1].strip() if lines else ""
 
 
-def is_complete(text: str) -> bool:
-    """The text ends on a complete sentence, a code fence, display math or a table row (an
-    unclosed code block is the markdown check's concern)."""
-    end = last_line(text)
-    if not end or find_headings([end]):
+def _closed(content: str) -> bool:
+    """A line of prose ends where a sentence may end: on . ! ? …, a closing bracket, closed
+    inline math or code, a number, a URL, closing emphasis or quotes, or a footnote mark."""
+    if _URL_END_RE.search(content):
+        return True
+    end = _TRAILING_MARKS_RE.sub("", content)
+    if not end:
         return False
-    return bool(
-        _COMPLETE_END_RE.search(end)
-        or _FENCE_RE.match(end)
-        or end.endswith("$$")
-        or (end.startswith("|") and end.endswith("|"))
-    )
+    if end != content:
+        return True  # closed emphasis, a closing quote or a footnote mark: not a cut
+    last = end[-1]
+    if last in "$`":
+        return end.count(last) % 2 == 0
+    return last in ".!?…)]%°" or last.isdigit()
+
+
+def _item_closed(content: str) -> bool:
+    """A list item, definition, footnote or table cell needs no full stop: it is complete
+    unless it stops on a comma, an opening bracket or a word that cannot end a phrase."""
+    end = _TRAILING_MARKS_RE.sub("", content).rstrip()
+    if not end or end[-1] in ",;:([{-–—/+=&":
+        return False
+    words = end.split()
+    return words[-1].casefold() not in _DANGLING_WORDS
+
+
+def is_complete(text: str) -> bool:
+    """The text ends where a writer may stop: a complete sentence, or a list item, table,
+    definition, footnote, quotation, code block or display math that is closed. A heading, a
+    code block left open or a sentence stopped mid-way is not. A heuristic: it flags, it never
+    decides a paid call (only ``finish_reason: length`` or a broken stream does that)."""
+    lines = text.splitlines()
+    filled = [i for i, line in enumerate(lines) if line.strip()]
+    if not filled:
+        return False
+    at = filled[-1]
+    code, open_fence = code_lines(lines)
+    headings = find_headings(lines)
+    if (open_fence is not None and at in code) or (headings and headings[-1].end > at):
+        return False
+    raw = lines[at]
+    end = raw.strip()
+    if _FENCE_RE.match(raw) or end.endswith(("$$", "\\]")) or _RULE_RE.match(end):
+        return True  # a closed code block, display math, a table border or a rule
+    while end.startswith(">"):  # a quotation is judged by its text
+        end = end[1:].strip()
+    blank = max((i for i in range(at) if not lines[i].strip()), default=-1)
+    block = [lines[i] for i in range(blank + 1, at + 1)]
+    if "|" in end and len(block) > 1 and all("|" in line for line in block):
+        return True  # a pipe table's last row
+    item = _ITEM_RE.match(end)
+    if item:
+        return _item_closed(item.group(1))
+    if raw[:1] in " \t" or _ATTRIBUTION_RE.match(end):
+        return _item_closed(end)  # an item's continuation, indented code, an attribution
+    return _closed(end)
 
 
 def check_truncation(text: str) -> Verdict:
@@ -338,13 +389,21 @@ def markdown_problems(text: str) -> list[tuple[int, str]]:
     problems = []
     if open_fence is not None:
         problems.append((open_fence, f"a code block opened at line {open_fence + 1} never closed"))
-    counts = {"$$": [], "\\[": [], "\\]": [], "\\(": [], "\\)": [], "<!--": [], "-->": []}
+    counts: dict[str, list[int]] = {
+        t: [] for t in ("$$", "\\[", "\\]", "\\(", "\\)", "<!--", "-->")
+    }
     for i, line in enumerate(lines):
         if i in code:
             continue
-        bare = _INLINE_CODE_RE.sub("", line)
-        for token, where in counts.items():
-            where.extend([i] * bare.count(token))
+        bare = _INLINE_CODE_RE.sub("", line).strip()
+        for token in ("$$", "\\(", "\\)", "<!--", "-->"):
+            counts[token].extend([i] * bare.count(token))
+        # \[ … \] is display math where it opens or closes a line; elsewhere "\[" is an
+        # escaped bracket in prose, as pandoc reads it.
+        if bare.startswith("\\["):
+            counts["\\["].append(i)
+        if bare.endswith("\\]"):
+            counts["\\]"].append(i)
     if len(counts["$$"]) % 2:
         problems.append((counts["$$"][-1], "an odd number of $$ display-math delimiters"))
     for opener, closer, what in (

@@ -1,10 +1,11 @@
 """Quality control of one section: check, repair what failed, check again, then decide.
 
-A round of repairs acts on the failed checks only: continue a truncated text, strip chatter and
-echoed prompt lines, fix skipped heading levels, rewrite a subsection with broken Markdown,
-write a missing subsection, expand subsections that are too short. Up to ``qc.max_attempts``
-rounds; then ``qc.on_fail`` decides: ``fail`` (QualityFailed, nothing is written) or ``warn``
-(kept, flagged). Every verdict and repair goes into the section's usage file under ``qc``.
+A round of repairs acts on the failed checks only: strip chatter and echoed prompt lines, fix
+skipped heading levels, rewrite a subsection with broken Markdown, write a missing subsection,
+expand subsections that are too short; a text that only looks cut (``truncation``) gets no paid
+continuation. Up to ``qc.max_attempts`` rounds; then ``qc.on_fail`` decides: ``fail``
+(QualityFailed, nothing is written) or ``warn`` (kept, flagged). Every verdict and repair goes
+into the section's usage file under ``qc``.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bookgen.book import find_headings
-from bookgen.prompts import continuation_messages, repair_messages
+from bookgen.prompts import repair_messages
 from bookgen.quality import (
     Context,
     Part,
     check_section,
     fix_heading_levels,
     headings_match,
-    is_complete,
     is_summary,
     markdown_problems,
     part_at,
@@ -44,22 +44,6 @@ class QualityFailed(SectionFailed):
 
 def _repair(attempt: int, kind: str, target: str, calls: int) -> dict[str, Any]:
     return {"attempt": attempt, "repair": kind, "target": target, "calls": calls}
-
-
-def complete(
-    writer: SectionWriter, messages: list[dict[str, str]], text: str, attempt: int
-) -> tuple[str, list[dict[str, Any]]]:
-    """Continue ``text`` (the reply to ``messages``) while it ends mid-sentence."""
-    made = []
-    rounds = int(writer.config["qc"]["max_attempts"])
-    for _ in range(rounds):
-        if is_complete(text):
-            break
-        before = writer.calls_made
-        text = text.rstrip()
-        text += writer.generate(continuation_messages(messages, text), "repair").rstrip()
-        made.append(_repair(attempt, "continue", "the text's end", writer.calls_made - before))
-    return text, made
 
 
 def _subsection_reply(reply: str, heading: str, level: int) -> str:
@@ -226,10 +210,9 @@ class Reviser:
         """One round of repairs for the failed checks; each step acts on what is still wrong
         after the steps before it."""
         made: list[dict[str, Any]] = []
-        if "truncation" in failed:
-            text, done = complete(self.writer, self.draft.prefix, text, attempt)
-            made += done
-            failed = self.failures(text)
+        # No repair for "truncation": the text looks cut though the provider said it was
+        # complete, and a paid continuation could only guess (section.generate continues what
+        # was really cut). It stays failed, and qc.on_fail decides.
         if "meta_text" in failed or "prompt_echo" in failed:
             text, removed = strip_chatter(text, self.ctx.echo_patterns)
             made.append(_repair(attempt, "strip_chatter", f"{len(removed)} sentence(s)", 0))

@@ -40,7 +40,6 @@ def purposes(writer: SectionWriter) -> list[str]:
 @pytest.mark.parametrize(
     ("kind", "check", "repair", "calls"),
     [
-        ("truncated", "truncation", "continue", 1),
         ("too_short", "length", "expand", None),
         ("missing_subsection", "key_points", "write_missing", 1),
         ("meta_text", "meta_text", "strip_chatter", 0),

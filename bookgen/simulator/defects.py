@@ -1,5 +1,8 @@
 """Bad text on purpose: the defects a model's reply can have, injected per section by rule.
 
+One kind is no defect: ``list_ending`` ends a complete reply on a list item without a full
+stop, which quality control must not take for a cut text.
+
 A defect rule (``defects:`` in the simulator config) names a ``kind`` and selects requests like
 a fault rule (``section``/``sections``, ``rate``, ``times``). Prose kinds apply to the first
 reply of a writing request (not to continuations); JSON kinds to outline and plan replies.
@@ -25,6 +28,7 @@ PROSE_KINDS = frozenset(
         "unbalanced_fence",
         "unbalanced_math",
         "duplicate",
+        "list_ending",
     }
 )
 JSON_KINDS = frozenset({"invalid_json", "wrong_json"})
@@ -140,6 +144,9 @@ def prose(
         return _inject(text, rule, "```python\nresult = measure(sample)\nprint(result)")
     if kind == "unbalanced_math":
         return _inject(text, rule, "$$\nE = m c^2")
+    if kind == "list_ending":  # no defect: complete text whose last line has no full stop
+        terms = "\n".join(f"- {point}" for point in task.key_points)
+        return f"{text.rstrip()}\n\nKey terms of this section:\n\n{terms}\n"
     raise ValueError(f"{kind} is not a prose defect")
 
 
