@@ -7,11 +7,14 @@ with its section's id, so anchors are unique across the book whatever the model 
 
 Conversions run pandoc from ``pypandoc_binary`` (a PyPI wheel that ships the binary) in
 ``--sandbox`` mode, so text written by a model can make pandoc read no local file and fetch
-nothing. PDF comes from WeasyPrint (PyPI; uses the system's Pango) rendering the HTML: no TeX.
+nothing; the sections are read without raw HTML or metadata blocks and sanitised
+(``book_document``). PDF comes from WeasyPrint (PyPI; uses the system's Pango) rendering the
+HTML, reading only inline ``data:`` resources: no TeX.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -23,10 +26,16 @@ import yaml
 
 from bookgen.config import Section
 from bookgen.fsutil import atomic_output, atomic_write_text
+from bookgen.sanitise import sanitise
 
 FORMATS = ("html", "epub", "pdf")
 TEMPLATES = files("bookgen") / "templates"
 SECTION_LEVEL = 2  # "## N. Title"; a section's parts start one level deeper
+# How the book's contents are read: Markdown without raw HTML, raw blocks or metadata blocks,
+# so "<script>" or "the <body> element" in a section is text and a "---" block in one is no
+# title. Raw TeX stays: pandoc turns \begin{equation} into MathML and writes no other TeX to HTML.
+SECTION_FORMAT = "markdown-raw_html-raw_attribute-yaml_metadata_block-pandoc_title_block"
+_TITLE_BLOCK_RE = re.compile(r"---\n.*?\n(?:---|\.\.\.)\n", re.DOTALL)
 _FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _ATX_RE = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t]*$")
 _SETEXT_RE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
@@ -143,7 +152,8 @@ def normalise_section(text: str, section: Section) -> tuple[str, list[tuple[str,
         used.add(anchor)
         if level == SECTION_LEVEL + 1:
             parts.append((anchor, title))
-        lines[h.start : h.end] = [f"{'#' * level} {title} {{#{anchor}}}"] + [""] * (
+        # Blank lines around it: pandoc reads an ATX heading only after a blank line.
+        lines[h.start : h.end] = [f"\n{'#' * level} {title} {{#{anchor}}}\n"] + [""] * (
             h.end - h.start - 1
         )
     heading = f"{'#' * SECTION_LEVEL} {section_heading(section)} {{#{base}}}"
@@ -236,16 +246,40 @@ def _template(name: str) -> str:
     return (TEMPLATES / name).read_text(encoding="utf-8")
 
 
-def _pandoc(markdown: str, to: str, extra_args: list[str], outputfile: Path | None = None) -> str:
+def _pandoc(
+    source: str,
+    to: str,
+    extra_args: list[str],
+    outputfile: Path | None = None,
+    source_format: str = "json",
+) -> str:
     import pypandoc
 
     args = ["--sandbox", *extra_args]
     try:
         return pypandoc.convert_text(
-            markdown, to, format="markdown", extra_args=args, outputfile=outputfile
+            source, to, format=source_format, extra_args=args, outputfile=outputfile
         )
     except RuntimeError as e:
         raise BookFormatError(f"pandoc could not write {to}: {e}") from None
+
+
+def split_title_block(markdown: str) -> tuple[str, str]:
+    """``book.md`` cut into bookgen's own title block (``title_block``) and the rest."""
+    m = _TITLE_BLOCK_RE.match(markdown)
+    return (m.group(0), markdown[m.end() :]) if m else ("", markdown)
+
+
+def book_document(markdown: str) -> str:
+    """``book.md`` as pandoc's JSON AST: the metadata only from bookgen's title block, the
+    contents read as ``SECTION_FORMAT`` and sanitised (``bookgen.sanitise``), so text written
+    by a model can neither run in the reader's browser nor change the title page."""
+    header, body = split_title_block(markdown)
+    doc = json.loads(_pandoc(body, "json", [], source_format=SECTION_FORMAT))
+    if header:
+        doc["meta"] = json.loads(_pandoc(header, "json", [], source_format="markdown"))["meta"]
+    doc["blocks"] = sanitise(doc["blocks"])
+    return json.dumps(doc, ensure_ascii=False)
 
 
 def markdown_to_html(markdown: str, math: str = "mathml") -> str:
@@ -254,7 +288,7 @@ def markdown_to_html(markdown: str, math: str = "mathml") -> str:
     args = ["--standalone", "--embed-resources", f"--variable=header-includes:{style}"]
     if math == "mathml":
         args.append("--mathml")
-    return _pandoc(markdown, "html5", args)
+    return _pandoc(book_document(markdown), "html5", args)
 
 
 def write_html(markdown: str, out: Path) -> None:
@@ -264,16 +298,22 @@ def write_html(markdown: str, out: Path) -> None:
 def write_epub(markdown: str, out: Path) -> None:
     """EPUB 3: one chapter file per section, navigation from the headings, math as MathML."""
     with atomic_output(out) as tmp:
-        _pandoc(markdown, "epub3", ["--mathml", f"--split-level={SECTION_LEVEL}"], tmp)
+        _pandoc(
+            book_document(markdown), "epub3", ["--mathml", f"--split-level={SECTION_LEVEL}"], tmp
+        )
 
 
 def write_pdf(markdown: str, out: Path) -> None:
     """PDF through WeasyPrint from the HTML (math as Unicode text: WeasyPrint has no MathML)."""
+    html_to_pdf(markdown_to_html(markdown, math="plain"), out)
+
+
+def html_to_pdf(html: str, out: Path) -> None:
+    """Render ``html`` with the print stylesheet; only inline ``data:`` resources are read, so a
+    URL or file path in the page fetches nothing, local or remote."""
     import weasyprint
 
-    html = markdown_to_html(markdown, math="plain")
     stylesheet = weasyprint.CSS(string=_template("print.css"))
-    # Only inline data: resources; a URL in the model's text fetches nothing, local or remote.
     fetcher = weasyprint.URLFetcher(allowed_protocols={"data"})
     with atomic_output(out) as tmp:
         weasyprint.HTML(string=html, url_fetcher=fetcher).write_pdf(tmp, stylesheets=[stylesheet])
