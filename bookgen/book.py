@@ -35,7 +35,7 @@ SECTION_LEVEL = 2  # "## N. Title"; a section's parts start one level deeper
 # so "<script>" or "the <body> element" in a section is text and a "---" block in one is no
 # title. Raw TeX stays: pandoc turns \begin{equation} into MathML and writes no other TeX to HTML.
 SECTION_FORMAT = "markdown-raw_html-raw_attribute-yaml_metadata_block-pandoc_title_block"
-_TITLE_BLOCK_RE = re.compile(r"---\n.*?\n(?:---|\.\.\.)\n", re.DOTALL)
+_TITLE_BLOCK_RE = re.compile(r"---\n(.*?)\n(?:---|\.\.\.)\n", re.DOTALL)
 _FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _ATX_RE = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t]*$")
 _SETEXT_RE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
@@ -264,20 +264,22 @@ def _pandoc(
         raise BookFormatError(f"pandoc could not write {to}: {e}") from None
 
 
-def split_title_block(markdown: str) -> tuple[str, str]:
-    """``book.md`` cut into bookgen's own title block (``title_block``) and the rest."""
+def split_title_block(markdown: str) -> tuple[dict[str, Any], str]:
+    """``book.md`` cut into the metadata of bookgen's own title block (``title_block``) and
+    the rest."""
     m = _TITLE_BLOCK_RE.match(markdown)
-    return (m.group(0), markdown[m.end() :]) if m else ("", markdown)
+    if not m:
+        return {}, markdown
+    return yaml.safe_load(m.group(1)) or {}, markdown[m.end() :]
 
 
 def book_document(markdown: str) -> str:
     """``book.md`` as pandoc's JSON AST: the metadata only from bookgen's title block, the
     contents read as ``SECTION_FORMAT`` and sanitised (``bookgen.sanitise``), so text written
     by a model can neither run in the reader's browser nor change the title page."""
-    header, body = split_title_block(markdown)
+    meta, body = split_title_block(markdown)
     doc = json.loads(_pandoc(body, "json", [], source_format=SECTION_FORMAT))
-    if header:
-        doc["meta"] = json.loads(_pandoc(header, "json", [], source_format="markdown"))["meta"]
+    doc["meta"] = {key: {"t": "MetaString", "c": str(value)} for key, value in meta.items()}
     doc["blocks"] = sanitise(doc["blocks"])
     return json.dumps(doc, ensure_ascii=False)
 

@@ -15,8 +15,15 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bookgen.book import html_to_pdf, write_book_md, write_format
+from bookgen.book import (
+    assemble_book,
+    html_to_pdf,
+    split_title_block,
+    write_book_md,
+    write_format,
+)
 from bookgen.config import sections_from_config
+from bookgen.sanitise import sanitise
 from tests.conftest import load_config
 
 TITLE = "Tides and Coasts"
@@ -226,3 +233,24 @@ def test_weasyprint_fetches_nothing_from_the_network_or_disk(tmp_path):
     inline = base64.b64encode(png).decode()
     html_to_pdf(f'<img src="data:image/png;base64,{inline}">', tmp_path / "inline.pdf")
     assert _images(tmp_path / "inline.pdf") == 1
+
+
+def test_only_bookgen_title_block_is_metadata():
+    config = load_config()
+    md = assemble_book(config, [], []) + "\n---\ntitle: Hijacked\n---\n"
+    meta, body = split_title_block(md)
+    assert meta["title"] == config["book"]["title"] and meta["lang"] == "en"
+    assert body.lstrip().startswith("::: {.book-contents}") and "title: Hijacked" in body
+
+
+def test_sanitise_keeps_what_is_safe():
+    link = {"t": "Link", "c": [["x", ["c"], [["onclick", "a()"]]], [], ["mailto:a@b.org", ""]]}
+    anchor = {"t": "Link", "c": [["", [], []], [], ["#sec-02", ""]]}
+    raw = {"t": "RawInline", "c": ["html", "<b>x</b>"]}
+    tex = {"t": "RawInline", "c": ["tex", "\\begin{equation}x\\end{equation}"]}
+    assert sanitise([link, anchor, raw, tex]) == [
+        {"t": "Link", "c": [["x", ["c"], []], [], ["mailto:a@b.org", ""]]},
+        anchor,
+        {"t": "Code", "c": [["", [], []], "<b>x</b>"]},
+        tex,
+    ]
