@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bookgen import paths
+from bookgen.pricing import window_bounds
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 CONFIG_SCHEMA = SCHEMA_DIR / "config.schema.yaml"
@@ -99,6 +100,14 @@ def check_config(config: dict[str, Any]) -> None:
                 "(paths are relative to the book's working directory). Point prompts."
                 f"{name} at an existing file or restore it from the bookgen repository."
             )
+    for model, entry in config["prices"].items():
+        for i, window in enumerate((entry.get("peak") or {}).get("hours_utc", [])):
+            try:
+                window_bounds(window)
+            except ValueError as e:
+                raise ConfigError(
+                    f"config error in prices.{model}.peak.hours_utc[{i}]: {e}."
+                ) from None
     if config["provider"] != "simulator" and config["base_url"].rstrip("/").endswith(
         "/chat/completions"
     ):

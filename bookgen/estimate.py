@@ -27,7 +27,7 @@ from bookgen.budget import (
     worst_case_usd,
 )
 from bookgen.config import Section, template_text
-from bookgen.pricing import Rates, cost_usd, format_usd, rates_for
+from bookgen.pricing import Rates, cost_usd, format_usd, off_peak_at, rates_for
 from bookgen.prompts import CONTINUE_PROMPT, section_messages
 from bookgen.request_identity import is_simulated
 from bookgen.status import SectionState
@@ -199,7 +199,11 @@ def estimate_book(
     pending_ids = {s.id for s in states if s.state not in ("done", "flagged")}
     a = measured_assumptions(config, sections, finished)
     prices, model = config["prices"], config["model"]
-    rates_now = rates_for(prices, model, now)
+    schedule = config.get("schedule", "now")
+    # With schedule: off_peak a run started in a peak window waits for its end (bookgen.schedule).
+    off_peak = off_peak_at(prices, model, now)
+    start = off_peak if schedule == "off_peak" and off_peak is not None else now
+    rates_now = rates_for(prices, model, start)
     period_rates = _period_rates(prices, model)
     rows: list[SectionEstimate] = []
     for s in sections:
@@ -243,6 +247,9 @@ def estimate_book(
                 "low": low,
                 "high": high,
                 "by_period": by_period,
+                "schedule": schedule,
+                "off_peak_at": None if off_peak in (now, None) else off_peak.isoformat(),
+                "off_peak_saving": _saving(by_period),
             },
             "api_time_s": round(sum(r.api_time_s for r in rows), 3),
             "wall_time_s": round(wall, 1),
@@ -259,6 +266,12 @@ def estimate_book(
         "budget_usd": config.get("budget_usd"),
         "worst_case_call_usd": worst_call,
     }
+
+
+def _saving(by_period: dict[str, float | None]) -> float | None:
+    """Peak minus off-peak cost of the pending work; None without peak prices."""
+    peak, off = by_period.get("peak"), by_period.get("off-peak")
+    return None if peak is None or off is None else peak - off
 
 
 def _finite(v: Any) -> Any:
@@ -313,6 +326,30 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def _off_peak_line(c: dict[str, Any]) -> str:
+    """What ``schedule: off_peak`` saves on the pending sections, and whether the run waits."""
+    saving = format_usd(c["off_peak_saving"])
+    until = c["off_peak_at"] and datetime.fromisoformat(c["off_peak_at"]).strftime("%H:%M UTC")
+    if c["schedule"] == "off_peak":
+        if until:
+            return (
+                f"Off-peak: schedule off_peak: the run waits until {until}, saving about {saving}."
+            )
+        return (
+            "Off-peak: schedule off_peak: rates are off-peak now; a call that would start in a "
+            f"peak window waits for its end (about {saving} saved against peak rates)."
+        )
+    if until:
+        return (
+            f"Off-peak: it is peak now; --config schedule=off_peak waits until {until} and "
+            f"saves about {saving}."
+        )
+    return (
+        f"Off-peak: rates are off-peak now; run in a peak window, this costs about {saving} "
+        "more (--config schedule=off_peak waits such windows out)."
+    )
+
+
 def render_estimate(est: dict[str, Any]) -> str:
     """The estimate as text for the terminal."""
     t, a = est["totals"], est["assumptions"]
@@ -344,6 +381,8 @@ def render_estimate(est: dict[str, Any]) -> str:
         ]
         if periods:
             lines.append(f"        by period: {periods}")
+        if c["off_peak_saving"] is not None:
+            lines.append(_off_peak_line(c))
         lines.append(
             f"Time:   about {_duration(t['wall_time_s'])} at --cores {t['cores']} "
             f"({t['parallel']} section(s) at a time); {_duration(t['api_time_s'])} of API time"

@@ -25,6 +25,7 @@ from bookgen.prompts import continuation_messages, fixed_prompt_texts, section_m
 from bookgen.quality import Context, echo_patterns
 from bookgen.request_identity import is_simulated, origin, request_key
 from bookgen.retry import Backoff, GiveUp
+from bookgen.schedule import wait_for_off_peak
 from bookgen.tokens import count_tokens
 from bookgen.usage import TOKEN_FIELDS, sum_calls, validate, zero_usage
 
@@ -207,6 +208,7 @@ class SectionWriter:
             self.journal.append(self._record_replay(cached, purpose, key))
             self.log.line(f"{purpose}: reply replayed from the response cache (already paid for)")
             return CallOutcome(text=cached["text"], finish_reason=cached["finish_reason"])
+        wait_for_off_peak(self.config, self.job.sections, self.log.line)  # schedule: off_peak
         if interrupt.stopping():
             raise SectionFailed("not started: the run was interrupted (Ctrl-C)")
         self._check_halt()

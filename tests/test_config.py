@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import yaml
@@ -128,3 +129,39 @@ def test_section_ids_widen_for_long_books(demo_config):
     ]
     ids = [s.id for s in sections_from_config(config)]
     assert ids[0] == "001" and ids[-1] == "120" and ids == sorted(ids)
+
+
+def set_peak_hours(config: dict, hours: list[str]) -> dict:
+    config["prices"]["deepseek-flash"]["peak"]["hours_utc"] = hours
+    return config
+
+
+@pytest.mark.parametrize("window", ["22:00-24:30", "24:30-02:00", "25:00-02:00", "10:60-11:00"])
+def test_an_impossible_peak_time_is_rejected_by_the_schema(window):
+    message = schema_error(set_peak_hours(raw_config(), ["06:00-10:00", window]))
+    assert "hours_utc" in message and "deepseek-flash" in message and window in message
+    # ...and the field's description (printed in pieces by pprint) says what is allowed.
+    assert "so 24:30 is not a time" in re.sub(r"'\s+'", "", message)
+
+
+def test_a_peak_window_that_wraps_midnight_is_valid(demo_config):
+    config = set_peak_hours(raw_config(), ["22:00-02:00", "20:00-24:00"])
+    validate(config, str(CONFIG_SCHEMA))
+    check_config(set_peak_hours(copy.deepcopy(demo_config), ["22:00-02:00"]))
+
+
+def test_an_empty_peak_window_is_rejected(demo_config):
+    config = set_peak_hours(copy.deepcopy(demo_config), ["06:00-10:00", "10:00-10:00"])
+    with pytest.raises(
+        ConfigError, match=r"prices\.deepseek-flash\.peak\.hours_utc\[1\]: '10:00-10:00' starts"
+    ):
+        check_config(config)
+
+
+@pytest.mark.parametrize("value", ["now", "off_peak"])
+def test_schedule_takes_now_or_off_peak(value):
+    config = raw_config()
+    config["schedule"] = value
+    validate(config, str(CONFIG_SCHEMA))
+    config["schedule"] = "tonight"
+    assert "schedule" in schema_error(config) and "tonight" in schema_error(config)
