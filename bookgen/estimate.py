@@ -202,14 +202,15 @@ def estimate_book(
     schedule = config.get("schedule", "now")
     # With schedule: off_peak a run started in a peak window waits for its end (bookgen.schedule).
     off_peak = off_peak_at(prices, model, now)
-    start = off_peak if schedule == "off_peak" and off_peak is not None else now
-    rates_now = rates_for(prices, model, start)
+    waits = schedule == "off_peak" and off_peak is not None and off_peak != now
+    rates_now = rates_for(prices, model, now)
+    rates = rates_for(prices, model, off_peak) if waits else rates_now  # what the run pays
     period_rates = _period_rates(prices, model)
     rows: list[SectionEstimate] = []
     for s in sections:
         if s.id in pending_ids:
             first = not finished and not rows
-            rows.append(estimate_section(config, sections, s, a, first, rates_now))
+            rows.append(estimate_section(config, sections, s, a, first, rates))
     prompt = sum(r.prompt_tokens for r in rows)
     hits = sum(r.prompt_cache_hit_tokens for r in rows)
     completion = sum(r.completion_tokens for r in rows)
@@ -242,8 +243,9 @@ def estimate_book(
             "prompt_cache_hit_tokens": hits,
             "completion_tokens": completion,
             "cost_usd": {
-                "expected": _cost(rates_now, prompt, hits, completion),
+                "expected": _cost(rates, prompt, hits, completion),
                 "period_now": rates_now.period if rates_now else None,
+                "period_expected": rates.period if rates else None,
                 "low": low,
                 "high": high,
                 "by_period": by_period,
@@ -318,12 +320,23 @@ def _check_against_outline(
     }
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
+    """``45 s``, ``12 min`` or ``3.5 h``."""
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def _expected_when(c: dict[str, Any]) -> str:
+    """``now (peak)``, or ``(off-peak, after waiting until 10:00 UTC)`` with schedule off_peak."""
+    if c["period_expected"] is None:
+        return "now (no price)"
+    if c["schedule"] == "off_peak" and c["off_peak_at"]:
+        until = datetime.fromisoformat(c["off_peak_at"]).strftime("%H:%M UTC")
+        return f"({c['period_expected']}, after waiting until {until})"
+    return f"now ({c['period_expected']})"
 
 
 def _off_peak_line(c: dict[str, Any]) -> str:
@@ -375,7 +388,7 @@ def render_estimate(est: dict[str, Any]) -> str:
             f"Input:  {t['prompt_tokens']:,} tokens ({t['prompt_cache_hit_tokens']:,} expected "
             f"prefix-cache hits) in {t['calls']} call(s)",
             f"Output: {t['completion_tokens']:,} tokens",
-            f"Cost:   {format_usd(c['expected'])} expected now ({c['period_now'] or 'no price'}); "
+            f"Cost:   {format_usd(c['expected'])} expected {_expected_when(c)}; "
             f"range {format_usd(c['low'])} – {format_usd(c['high'])} "
             "(low: cheapest period with cache hits; high: highest rates, no cache hits)",
         ]
@@ -384,8 +397,9 @@ def render_estimate(est: dict[str, Any]) -> str:
         if c["off_peak_saving"] is not None:
             lines.append(_off_peak_line(c))
         lines.append(
-            f"Time:   about {_duration(t['wall_time_s'])} at --cores {t['cores']} "
-            f"({t['parallel']} section(s) at a time); {_duration(t['api_time_s'])} of API time"
+            f"Time:   about {format_duration(t['wall_time_s'])} at --cores {t['cores']} "
+            f"({t['parallel']} section(s) at a time); "
+            f"{format_duration(t['api_time_s'])} of API time"
         )
         tps = a["tokens_per_s"]
         lines.append(

@@ -15,7 +15,7 @@ from typing import Any
 
 from bookgen import clock, interrupt
 from bookgen.config import Section
-from bookgen.estimate import estimate_book
+from bookgen.estimate import estimate_book, format_duration
 from bookgen.pricing import format_usd, off_peak_at
 from bookgen.progress import announce
 from bookgen.status import section_states
@@ -32,10 +32,10 @@ def wait_message(until: datetime, now: datetime, saving: float | None) -> str:
     if until.date() != now.date():
         at = until.strftime("%a %Y-%m-%d %H:%M UTC")
     saves = f", saves about {format_usd(saving)}" if saving is not None else ""
-    minutes = (until - now).total_seconds() / 60
+    left = format_duration((until - now).total_seconds())
     return (
-        f"waiting for off-peak at {at}{saves} (schedule: off_peak; peak rates for another "
-        f"{minutes:.0f} min; Ctrl-C stops)"
+        f"waiting for off-peak at {at}{saves} (schedule: off_peak; peak for {left} more; "
+        "Ctrl-C stops)"
     )
 
 

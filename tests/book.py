@@ -62,11 +62,12 @@ class Book:
             cmd, cwd=self.path, env=full_env, capture_output=True, text=True, timeout=timeout
         )
 
-    def bookgen(self, *args: str) -> subprocess.CompletedProcess:
+    def bookgen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         """The ``bookgen`` console command in this book, with the same config as ``run``."""
         cmd = [str(BIN / "bookgen"), *args, "--configfile", "config/config.yaml", "overrides.yaml"]
-        env = {k: v for k, v in os.environ.items() if k != "DEEPSEEK_API_KEY"}
-        return subprocess.run(cmd, cwd=self.path, env=env, capture_output=True, text=True)
+        full_env = {k: v for k, v in os.environ.items() if k != "DEEPSEEK_API_KEY"}
+        full_env.update(env or {})
+        return subprocess.run(cmd, cwd=self.path, env=full_env, capture_output=True, text=True)
 
     def pending(self, *targets: str) -> dict[str, str]:
         """Jobs a dry run would execute: ``{rule_or_section: reason}``."""

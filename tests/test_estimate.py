@@ -9,7 +9,8 @@ import shutil
 
 import pytest
 
-from bookgen.estimate import makespan
+from bookgen.estimate import makespan, render_estimate
+from bookgen.pricing import format_usd
 from tests.book import Book, pending_sections
 
 ALL = [f"{i:02d}" for i in range(1, 12)]
@@ -100,3 +101,36 @@ def test_estimate_for_a_topic_before_its_outline_exists(tmp_path):
     est = json.loads(proc.stdout)
     assert "not written yet" in est["outline_note"] and "section_count=3" in est["outline_note"]
     assert [r["target_words"] for r in est["pending"]] == [1500, 1500, 1500]
+
+
+MONDAY_PEAK = "2026-11-23T08:30:00Z"  # DeepSeek's peak window runs until 10:00 UTC
+
+
+def test_estimate_shows_what_waiting_for_off_peak_saves(tmp_path):
+    book = Book(tmp_path / "book")
+    peak = {"BOOKGEN_CLOCK": MONDAY_PEAK}
+    est = json.loads(book.bookgen("estimate", "--json", env=peak).stdout)
+    now = est["totals"]["cost_usd"]
+    assert now["schedule"] == "now" and now["period_now"] == "peak"
+    assert now["expected"] == pytest.approx(now["by_period"]["peak"])
+    saving = now["by_period"]["peak"] - now["by_period"]["off-peak"]
+    assert saving > 0 and now["off_peak_saving"] == pytest.approx(saving)
+    assert now["off_peak_at"] == "2026-11-23T10:00:00+00:00"
+    text = render_estimate(est)
+    assert "it is peak now; --config schedule=off_peak waits until 10:00 UTC" in text
+    assert f"saves about {format_usd(saving)}" in text
+
+    proc = book.bookgen("estimate", "--json", "--config", "schedule=off_peak", env=peak)
+    est = json.loads(proc.stdout)
+    off = est["totals"]["cost_usd"]
+    assert off["schedule"] == "off_peak"  # the run will wait: it is billed off-peak
+    assert off["expected"] == pytest.approx(off["by_period"]["off-peak"])
+    assert off["off_peak_saving"] == pytest.approx(saving)
+    text = render_estimate(est)
+    assert f"the run waits until 10:00 UTC, saving about {format_usd(saving)}" in text
+
+    # Off-peak now (the tests' Saturday clock): nothing to wait for, the saving still shown.
+    text = book.bookgen("estimate").stdout
+    assert f"a peak window, this costs about {format_usd(saving)} more" in text
+    flat = book.bookgen("estimate", "--config", "model=flat").stdout
+    assert "Off-peak" not in flat  # a model without peak prices (here: no price at all)

@@ -3,7 +3,11 @@ the saving, and Ctrl-C ends the wait at once."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +16,7 @@ from bookgen import interrupt, schedule
 from bookgen.config import sections_from_config
 from bookgen.pricing import format_usd
 from bookgen.section import SectionFailed, SectionWriter
+from tests.book import BIN, Book
 from tests.conftest import load_config
 from tests.test_faults import ledger, make_job
 
@@ -128,3 +133,71 @@ def test_ctrl_c_ends_the_wait_at_once_and_no_request_starts(tmp_path):
     assert writer.journal.records() == [] and ledger(job).ledger() == []
     assert "waiting for off-peak at 00:00 UTC" not in job.log.read_text()  # another day
     assert "waiting for off-peak at Sun 2026-12-06 00:00 UTC" in job.log.read_text()
+
+
+# -- real snakemake runs ------------------------------------------------------------------------
+
+THREE = [
+    {"title": f"Topic {n}", "key_points": [f"idea {n}a", f"idea {n}b"], "words": 300}
+    for n in range(1, 4)
+]
+PEAK_END = "2026-11-23T10:00:00"  # a Monday: DeepSeek's 06:00-10:00 UTC peak window ends
+
+
+def test_an_off_peak_run_waits_for_the_window_to_end(tmp_path):
+    """The clock starts 15 s before a peak window ends (snakemake takes a few of them to start):
+    the run says once that it waits, and no call starts, or is billed, before 10:00."""
+    book = Book(tmp_path / "book", {"sections": THREE, "schedule": "off_peak"})
+    proc = book.run("--cores", "2", env={"BOOKGEN_CLOCK": "2026-11-23T09:59:45Z"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    waits = [line for line in proc.stdout.splitlines() if "waiting for off-peak" in line]
+    assert len(waits) == 1, proc.stdout
+    assert waits[0].startswith("bookgen: waiting for off-peak at 10:00 UTC, saves about $")
+    calls = [c for n in (1, 2, 3) for c in book.json(f"output/usage/section_{n:02d}.json")["calls"]]
+    assert calls and all(c["started_at"] >= PEAK_END for c in calls), calls
+    assert {c["rates"]["period"] for c in calls} == {"off-peak"}
+    assert set(book.json("output/cost_report.json")["price_table"]["deepseek-flash"]) == {
+        "off-peak"
+    }
+    logs = [(book.path / f"output/logs/section_{n:02d}.log").read_text() for n in (1, 2, 3)]
+    assert any("waiting for off-peak at 10:00 UTC" in log for log in logs)
+
+
+def test_ctrl_c_during_the_off_peak_wait_stops_the_run_at_once(tmp_path):
+    book = Book(tmp_path / "book", {"sections": THREE, "schedule": "off_peak"})
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "BOOKGEN_CLOCK": "2026-11-23T09:00:00Z",  # an hour before the peak window ends
+    }
+    with (tmp_path / "console.txt").open("w") as console:
+        proc = subprocess.Popen(
+            [
+                str(BIN / "snakemake"),
+                "--cores",
+                "2",
+                "--configfile",
+                "config/config.yaml",
+                "overrides.yaml",
+            ],
+            cwd=book.path,
+            env=env,
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while "waiting for off-peak" not in (tmp_path / "console.txt").read_text():
+                assert proc.poll() is None and time.monotonic() < deadline, "no wait began"
+                time.sleep(0.05)
+            os.killpg(proc.pid, signal.SIGINT)
+            stopped = time.monotonic()
+            assert proc.wait(timeout=60) != 0
+            assert time.monotonic() - stopped < 20  # not the hour the wait had left
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert "waiting for off-peak at 10:00 UTC" in (tmp_path / "console.txt").read_text()
+    assert book.sections() == []
+    assert not list((book.path / ".bookgen" / "calls").glob("*.jsonl"))  # no call started
