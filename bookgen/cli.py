@@ -1,8 +1,9 @@
-"""The ``bookgen`` command: ``estimate`` and ``status`` for a book directory.
+"""The ``bookgen`` command: ``estimate``, ``status`` and ``reprice`` for a book directory.
 
-Both read the config the way ``snakemake`` does (``config/config.yaml``, then each
-``--configfile``, then ``--config key=value``), validate it the same way, and look only at the
-files: they never call the API and need no key.
+Each reads the config the way ``snakemake`` does (``config/config.yaml``, then each
+``--configfile``, then ``--config key=value``) and validates it the same way. None calls the API
+or needs a key: ``estimate`` and ``status`` only read files; ``reprice`` rewrites the recorded
+costs (bookgen.reprice).
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from bookgen.config import CONFIG_SCHEMA, ConfigError, Section
+from bookgen.locks import LockBusy, hold_run_lock
 
 DEFAULT_CONFIG = Path("config/config.yaml")
 PROFILE = Path("profiles/default/config.yaml")
@@ -123,6 +126,57 @@ def cmd_status(args: argparse.Namespace, config: dict[str, Any]) -> str:
     return (f"{note}\n" if note else "") + render_status(report)
 
 
+def cmd_reprice(args: argparse.Namespace, config: dict[str, Any]) -> str:
+    from bookgen.budget import book_spending
+    from bookgen.outline import cost_report_inputs
+    from bookgen.pricing import format_usd
+    from bookgen.reprice import reprice_book
+
+    sections, note = book_table(config)
+    hold_run_lock()  # no run may append to a journal while it is rewritten
+    before = book_spending().cost_usd
+    done = reprice_book(config, [] if note else cost_report_inputs(config, sections))
+    after = book_spending().cost_usd
+    if args.json:
+        return (
+            json.dumps(
+                {
+                    **asdict(done),
+                    "unpriced_models": sorted(done.unpriced_models),
+                    "spent_before_usd": before,
+                    "spent_usd": after,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+    lines = []
+    if done.calls or done.usage_files or done.cost_report:
+        lines.append(
+            f"bookgen reprice: {done.calls} call(s) repriced at the current prices, each in the "
+            "period it started in."
+        )
+        rewritten = [
+            f"{len(done.journals)} call journal(s) under .bookgen/calls" if done.journals else "",
+            f"{len(done.usage_files)} usage file(s) under output/usage" if done.usage_files else "",
+            "output/cost_report.json and .md" if done.cost_report else "",
+        ]
+        lines.append("  rewritten: " + ", ".join(r for r in rewritten if r))
+        lines.append(f"  spent on this book: {format_usd(before)} -> {format_usd(after)}")
+    else:
+        lines.append("bookgen reprice: every call already has the current prices; nothing changed.")
+    if done.missing_usage:
+        lines.append(
+            f"  the cost report is built by the next run ({len(done.missing_usage)} usage "
+            "file(s) it merges are not written yet)"
+        )
+    lines += [
+        f"  warning: no price for model {m!r} under `prices:`: its calls stay at an unknown cost"
+        for m in sorted(done.unpriced_models)
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bookgen",
@@ -156,6 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
         "words, cost so far and time, with totals. Reads only files.",
     )
     st.set_defaults(func=cmd_status)
+    rp = sub.add_parser(
+        "reprice",
+        parents=[common],
+        help="recompute past calls' costs from the current prices",
+        description="Recompute the cost of every call already made from the config's current "
+        "`prices` (each call in the period it started in), rewrite the call journals and usage "
+        "files, and rebuild the cost report. Calls nothing; not while a run writes the book.",
+    )
+    rp.set_defaults(func=cmd_reprice)
     return parser
 
 
@@ -174,7 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"bookgen: {e}", file=sys.stderr)
         return 2
-    sys.stdout.write(args.func(args, config))
+    try:
+        sys.stdout.write(args.func(args, config))
+    except LockBusy as e:
+        print(e, file=sys.stderr)
+        return 2
     return 0
 
 

@@ -56,13 +56,11 @@ def outline(config: dict[str, Any], output: Any, log: Any) -> None:
 
 def cost_report(input: Any, output: Any, params: Any, log: Any) -> None:
     """Rule ``cost_report``: merge the usage files (bookgen.report)."""
-    from bookgen.fsutil import atomic_write_json, atomic_write_text
     from bookgen.pricing import format_usd
-    from bookgen.report import build_cost_report, load_usage_docs, render_markdown
+    from bookgen.report import build_cost_report, load_usage_docs, save_cost_report
 
     report = build_cost_report(load_usage_docs(list(input)), params.title)
-    atomic_write_json(output.json, report)
-    atomic_write_text(output.md, render_markdown(report))
+    save_cost_report(report, output.json, output.md)
     t = report["totals"]
     simulated = (
         f" (simulated calls would have cost {format_usd(t['simulated_cost_usd'])}, not billed)"

@@ -206,6 +206,15 @@ def section_index(config: dict[str, Any], outline: Path | None = None) -> dict[s
     return _outline_table(outline)[1]
 
 
+def cost_report_inputs(config: dict[str, Any], sections: list[Section]) -> list[Path]:
+    """The usage files the cost report merges, in book order: the outline's (in topic mode, and
+    once the outline was copied into `sections`, so what it cost stays in the report), then
+    every section's."""
+    outline = topic_mode(config) or paths.outline_usage().exists()
+    head = [paths.outline_usage()] if outline else []
+    return head + [paths.section_usage(s.id) for s in sections]
+
+
 def outline_failure(state_root: Path = paths.STATE) -> str:
     """Why the outline step failed, when it did and no outline exists; else ""."""
     note = paths.failure_note(OUTLINE_ID, state_root)

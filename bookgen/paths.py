@@ -48,6 +48,10 @@ def outline_usage() -> Path:
     return OUTPUT / "usage" / "outline.json"
 
 
+def cost_report(ext: str, output: Path = OUTPUT) -> Path:
+    return output / f"cost_report.{ext}"
+
+
 def quality_report(ext: str) -> Path:
     return OUTPUT / f"quality_report.{ext}"
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bookgen.fsutil import atomic_write_json, atomic_write_text
 from bookgen.pricing import format_usd, sum_costs
 from bookgen.usage import TOKEN_FIELDS, validate
 
@@ -170,3 +171,9 @@ def load_usage_docs(paths: list[str | Path]) -> list[dict[str, Any]]:
         validate(doc, "usage.schema.yaml")
         docs.append(doc)
     return docs
+
+
+def save_cost_report(report: dict[str, Any], json_out: str | Path, md_out: str | Path) -> None:
+    """Write the report's JSON and Markdown, each atomically."""
+    atomic_write_json(json_out, report)
+    atomic_write_text(md_out, render_markdown(report))

@@ -17,6 +17,7 @@ from bookgen.locks import LockBusy, hold_run_lock
 from bookgen.outline import (
     apply_topic_layering,
     book_sections,
+    cost_report_inputs,
     outline_failure,
     outline_fingerprint,
     section_index,
@@ -66,14 +67,12 @@ def section_files():
 
 
 def usage_files():
-    """Every usage file the cost report merges: the sections' and the outline's (also once the
-    outline was copied into `sections`, so what it cost stays in the report)."""
+    """Every usage file the cost report merges (bookgen.outline.cost_report_inputs)."""
     if TOPIC_MODE:
-        return lambda wildcards: [str(paths.outline_usage())] + [
-            str(paths.section_usage(s.id)) for s in current_sections()
+        return lambda wildcards: [
+            str(p) for p in cost_report_inputs(config, current_sections())
         ]
-    outline = [str(paths.outline_usage())] if paths.outline_usage().exists() else []
-    return outline + [str(paths.section_usage(s.id)) for s in SECTIONS]
+    return [str(p) for p in cost_report_inputs(config, SECTIONS)]
 
 
 def section_titles():
