@@ -134,17 +134,19 @@ def cmd_reprice(args: argparse.Namespace, config: dict[str, Any]) -> str:
 
     sections, note = book_table(config)
     hold_run_lock()  # no run may append to a journal while it is rewritten
-    before = book_spending().cost_usd
+    before, before_sim = book_spending(), book_spending(simulated=True)
     done = reprice_book(config, [] if note else cost_report_inputs(config, sections))
-    after = book_spending().cost_usd
+    after, after_sim = book_spending(), book_spending(simulated=True)
     if args.json:
         return (
             json.dumps(
                 {
                     **asdict(done),
                     "unpriced_models": sorted(done.unpriced_models),
-                    "spent_before_usd": before,
-                    "spent_usd": after,
+                    "spent_before_usd": before.cost_usd,
+                    "spent_usd": after.cost_usd,
+                    "simulated_before_usd": before_sim.cost_usd,
+                    "simulated_usd": after_sim.cost_usd,
                 },
                 indent=2,
             )
@@ -162,7 +164,14 @@ def cmd_reprice(args: argparse.Namespace, config: dict[str, Any]) -> str:
             "output/cost_report.json and .md" if done.cost_report else "",
         ]
         lines.append("  rewritten: " + ", ".join(r for r in rewritten if r))
-        lines.append(f"  spent on this book: {format_usd(before)} -> {format_usd(after)}")
+        lines.append(
+            f"  spent on this book: {format_usd(before.cost_usd)} -> {format_usd(after.cost_usd)}"
+        )
+        if after_sim.calls:
+            lines.append(
+                f"  simulated calls (never billed) would have cost: "
+                f"{format_usd(before_sim.cost_usd)} -> {format_usd(after_sim.cost_usd)}"
+            )
     else:
         lines.append("bookgen reprice: every call already has the current prices; nothing changed.")
     if done.missing_usage:

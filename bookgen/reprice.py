@@ -21,16 +21,24 @@ from bookgen import paths
 from bookgen.fsutil import atomic_write_json, atomic_write_text, read_json_lines
 from bookgen.pricing import call_costs
 from bookgen.report import build_cost_report, load_usage_docs, save_cost_report
-from bookgen.usage import TOKEN_FIELDS, sum_calls, validate
+from bookgen.usage import TOKEN_FIELDS, is_replay, sum_calls, validate
 
-PRICED_BY = ("model", "started_at", "usage_reported", *TOKEN_FIELDS, "estimated_prompt_tokens")
+PRICED_BY = (
+    "model",
+    "started_at",
+    "status",
+    "usage_reported",
+    *TOKEN_FIELDS,
+    "estimated_prompt_tokens",
+    "estimated_completion_tokens",
+)
 
 
 @dataclass
 class Repriced:
     """What a reprice changed."""
 
-    calls: int = 0  # calls whose cost changed (in the journals)
+    calls: int = 0  # calls whose cost changed (in the journals; replays not counted)
     journals: list[str] = field(default_factory=list)  # files rewritten
     usage_files: list[str] = field(default_factory=list)
     cost_report: bool = False  # rebuilt
@@ -39,10 +47,15 @@ class Repriced:
 
 
 def reprice_call(prices: dict[str, Any], call: dict[str, Any]) -> dict[str, Any]:
-    """The call record with its costs at ``prices`` (a record without usage fields as it is)."""
-    if not all(k in call for k in (*PRICED_BY, "estimated_completion_tokens")):
+    """The call record with its costs at ``prices``. A replay (no request sent) gets the rates
+    but still costs $0; a simulated call stays simulated (its cost is what it would have cost,
+    never money); a record without usage fields stays as it is."""
+    if not all(k in call for k in PRICED_BY):
         return call
-    return {**call, **call_costs(prices, call)}
+    costs = call_costs(prices, call)
+    if is_replay(call):
+        return {**call, "rates": costs["rates"]}
+    return {**call, **costs}
 
 
 def reprice_journal(path: Path, prices: dict[str, Any], out: Repriced) -> None:
@@ -50,15 +63,14 @@ def reprice_journal(path: Path, prices: dict[str, Any], out: Repriced) -> None:
     lines = read_json_lines(path)
     new = [reprice_call(prices, r) for r in lines]
     out.unpriced_models |= {r["model"] for r in new if "model" in r and r.get("rates") is None}
-    # A call is journaled twice (before it is sent, and when it ends): count it once.
-    changed = {
-        r.get("call_id", i) for i, (r, n) in enumerate(zip(lines, new, strict=True)) if r != n
-    }
+    changed = [(i, r) for i, (r, n) in enumerate(zip(lines, new, strict=True)) if r != n]
     if not changed:
         return
     text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in new)
     atomic_write_text(path, text)
-    out.calls += len(changed)
+    # A call is journaled twice (before it is sent, and when it ends): count it once. A replay
+    # (only its rates noted) is no call.
+    out.calls += len({r.get("call_id", i) for i, r in changed if not is_replay(r)})
     out.journals.append(str(path))
 
 

@@ -13,6 +13,7 @@ from bookgen.fsutil import append_line
 from bookgen.pricing import format_usd
 from bookgen.reprice import Repriced, reprice_journal
 from tests.book import Book
+from tests.loopback import LoopbackSimulator
 
 THREE = [
     {"title": f"Topic {n}", "key_points": [f"idea {n}a", f"idea {n}b"], "words": 300}
@@ -33,6 +34,7 @@ PRICE = {
 }
 COSTS = ("rates", "cost_usd", "estimated_cost_usd")
 MONDAY_PEAK = {"BOOKGEN_CLOCK": "2026-11-23T08:00:00Z"}
+KEY = {"DEEPSEEK_API_KEY": "sk-reprice-test-1234"}
 
 
 def set_price(book: Book, price: dict | None) -> None:
@@ -59,7 +61,7 @@ def expected_cost(calls: list[dict], price: dict) -> float:
         )
         / 1e6
         for c in calls
-        if c["usage_reported"]
+        if c["usage_reported"] and c["status"] != "replayed"
     )
 
 
@@ -76,12 +78,23 @@ def mtimes(book: Book) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def unpriced(tmp_path_factory) -> Book:
-    """A book written with a model that has no price: every cost is unknown."""
-    book = Book(tmp_path_factory.mktemp("reprice") / "book", {"sections": THREE, "model": MODEL})
-    proc = book.run("--cores", "2")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    """A book written by a real provider (the simulator on loopback) with a model that has no
+    price: every cost is unknown. Section 2 was then rebuilt from the response cache (a $0
+    replay in its journal)."""
+    tmp = tmp_path_factory.mktemp("reprice")
+    with LoopbackSimulator(tmp / "sim") as sim:
+        book = Book(
+            tmp / "book",
+            {"provider": "deepseek", "base_url": sim.base_url, "sections": THREE, "model": MODEL},
+        )
+        proc = book.run("--cores", "2", env=KEY)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        book.file("output/section_02.md").unlink()
+        proc = book.run("--cores", "2", env=KEY)
+        assert proc.returncode == 0, proc.stderr[-3000:]
     report = book.json("output/cost_report.json")
     assert report["totals"]["cost_usd"] is None and report["unknown_price_models"] == [MODEL]
+    assert report["totals"]["replays"] >= 1 and not report["simulated"]
     return book
 
 
@@ -93,15 +106,20 @@ def test_a_price_added_later_turns_unknown_into_money(unpriced):
     proc = book.bookgen("reprice", env=MONDAY_PEAK)
     assert proc.returncode == 0, proc.stderr
     calls = [c for d in before_docs for c in d["calls"]]
-    assert f"{len(calls)} call(s) repriced" in proc.stdout
+    replays = [c for c in calls if c["status"] == "replayed"]
+    assert replays and all(c["cost_usd"] == 0 for c in replays)
+    assert f"{len(calls) - len(replays)} call(s) repriced" in proc.stdout
     assert f"spent on this book: unknown -> {format_usd(expected_cost(calls, PRICE))}" in (
         proc.stdout
     )
     docs = usage_docs(book)
-    assert {c["rates"]["period"] for d in docs for c in d["calls"]} == {"off-peak"}
-    # Only the costs changed: tokens, times, ids, simulated flags are as they were.
+    sent = [c for d in docs for c in d["calls"] if c["status"] != "replayed"]
+    assert {c["rates"]["period"] for c in sent} == {"off-peak"}
+    # Only the costs changed: tokens, times, ids, provider and endpoint are as they were, and
+    # a replay still cost nothing.
     assert without_costs(docs) == without_costs(before_docs)
-    assert all(d["simulated"] for d in docs)
+    replayed = [c for d in docs for c in d["calls"] if c["status"] == "replayed"]
+    assert [c["cost_usd"] for c in replayed] == [0.0] * len(replays)
     for d in docs:
         assert d["totals"]["cost_usd"] == pytest.approx(expected_cost(d["calls"], PRICE))
     report = book.json("output/cost_report.json")
@@ -109,7 +127,9 @@ def test_a_price_added_later_turns_unknown_into_money(unpriced):
     assert report["unknown_price_models"] == [] and report["warnings"] == []
     assert set(report["price_table"][MODEL]) == {"off-peak"}
     md = book.file("output/cost_report.md").read_text()
-    assert "unknown" not in md and f"**Total: {format_usd(report['totals']['cost_usd'])}**" in md
+    assert (
+        "unknown" not in md and f"**Total spent: {format_usd(report['totals']['cost_usd'])}**" in md
+    )
     status = json.loads(book.bookgen("status", "--json").stdout)
     assert status["totals"]["cost_usd"] == pytest.approx(report["totals"]["cost_usd"])
     # Nothing is regenerated (prices are no section's fingerprint) and the report is current.
@@ -128,7 +148,7 @@ def test_a_price_added_later_turns_unknown_into_money(unpriced):
     assert book.bookgen("reprice").returncode == 0
     report = book.json("output/cost_report.json")
     assert report["totals"]["cost_usd"] == pytest.approx(expected_cost(calls, raised))
-    completion = sum(c["completion_tokens"] for c in calls if c["usage_reported"])
+    completion = sum(c["completion_tokens"] for c in calls if c["status"] == "ok")
     assert report["totals"]["cost_usd"] == pytest.approx(
         expected_cost(calls, PRICE) + completion * 1.0 / 1e6
     )
@@ -157,6 +177,7 @@ def test_a_journal_keeps_every_line_and_only_its_costs_change(tmp_path):
         "call_id": "a",
         "model": MODEL,
         "started_at": "2026-11-23T09:59:59.000+00:00",  # Monday, peak
+        "status": "failed",
         "usage_reported": False,
         "prompt_tokens": 0,
         "prompt_cache_hit_tokens": 0,
@@ -174,7 +195,7 @@ def test_a_journal_keeps_every_line_and_only_its_costs_change(tmp_path):
     append_line(
         journal,
         json.dumps(
-            {**call, "usage_reported": True, "prompt_tokens": 10, "prompt_cache_miss_tokens": 10}
+            {**call, "status": "ok", "usage_reported": True, "prompt_cache_miss_tokens": 10}
         ),
     )
     done = Repriced()
@@ -185,3 +206,23 @@ def test_a_journal_keeps_every_line_and_only_its_costs_change(tmp_path):
     assert lines[0]["rates"]["period"] == "peak"
     assert lines[1]["cost_usd"] == pytest.approx(10 * 1.0 / 1e6)
     assert lines[1]["estimated_cost_usd"] is None
+
+
+def test_simulated_calls_stay_simulated(tmp_path):
+    """Repricing a simulated book prices what its calls would have cost; none becomes money."""
+    book = Book(tmp_path / "book", {"sections": THREE[:2], "model": MODEL, "formats": []})
+    proc = book.run("--cores", "2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    before = [book.json(f"output/usage/section_{n:02d}.json") for n in (1, 2)]
+    set_price(book, PRICE)
+    proc = book.bookgen("reprice")
+    assert proc.returncode == 0, proc.stderr
+    assert "spent on this book: $0.0000 -> $0.0000" in proc.stdout
+    assert "simulated calls (never billed) would have cost: unknown -> $" in proc.stdout
+    docs = [book.json(f"output/usage/section_{n:02d}.json") for n in (1, 2)]
+    assert without_costs(docs) == without_costs(before)
+    assert all(c["simulated"] for d in docs for c in d["calls"])
+    report = book.json("output/cost_report.json")
+    calls = [c for d in docs for c in d["calls"]]
+    assert report["totals"]["cost_usd"] == 0  # never money
+    assert report["totals"]["simulated_cost_usd"] == pytest.approx(expected_cost(calls, PRICE))
