@@ -19,7 +19,7 @@ from bookgen.config import Section, template_text
 from bookgen.fsutil import atomic_write_json, atomic_write_text
 from bookgen.journal import CallJournal, ResponseCache
 from bookgen.locks import section_lock
-from bookgen.pricing import cost_usd, format_usd, rates_for
+from bookgen.pricing import call_costs, format_usd
 from bookgen.progress import ProgressLog, announce
 from bookgen.prompts import continuation_messages, fixed_prompt_texts, section_messages
 from bookgen.quality import Context, echo_patterns
@@ -123,9 +123,6 @@ class SectionWriter:
     ) -> dict[str, Any]:
         """One API call's journal record with its usage and cost (reported, or estimated if
         cut)."""
-        rates = rates_for(
-            self.config["prices"], self.config["model"], datetime.fromtimestamp(out.started_at, UTC)
-        )
         reported = out.usage is not None
         usage = out.usage or zero_usage()
         est_prompt = 0 if reported else count_tokens(json.dumps(messages, ensure_ascii=False))
@@ -144,21 +141,12 @@ class SectionWriter:
             **{f: usage[f] for f in TOKEN_FIELDS},
             "estimated_prompt_tokens": est_prompt,
             "estimated_completion_tokens": est_completion,
-            "cost_usd": cost_usd(
-                rates,
-                usage["prompt_cache_hit_tokens"],
-                usage["prompt_cache_miss_tokens"],
-                usage["completion_tokens"],
-            ),
-            "estimated_cost_usd": None
-            if reported
-            else cost_usd(rates, 0, est_prompt, est_completion),
-            "rates": rates.as_dict() if rates else None,
             "model": self.config["model"],
             "request_hash": key,
             "call_id": call_id,
             **self.origin,
         }
+        record.update(call_costs(self.config["prices"], record))  # in the period of started_at
         return record
 
     def _record_replay(self, cached: dict[str, Any], purpose: str, key: str) -> dict[str, Any]:
