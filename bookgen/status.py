@@ -223,8 +223,13 @@ def render_status(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def failure_summary(section_ids: list[str], state_root: Path = paths.STATE) -> str:
-    """One line per section that failed and has no finished file, with the reason."""
+def failure_summary(
+    section_ids: list[str],
+    state_root: Path = paths.STATE,
+    job_logs: dict[str, Path] | None = None,
+) -> str:
+    """One line per section that failed and has no finished file, with the reason (and the
+    cluster job's log, from ``job_logs``, when the job ran on a cluster)."""
     lines = []
     budget_message = None
     for sid in section_ids:
@@ -238,7 +243,8 @@ def failure_summary(section_ids: list[str], state_root: Path = paths.STATE) -> s
         if error.startswith(BUDGET_PREFIX):
             budget_message = error
             error = short_error(error, limit=len(error))
-        lines.append(f"  section_{sid}: {error} (log: {paths.section_log(sid)})")
+        logs = [paths.section_log(sid), *([job_logs[sid]] if sid in (job_logs or {}) else [])]
+        lines.append(f"  section_{sid}: {error} (log: {', '.join(map(str, logs))})")
         kept = sorted(paths.section_history(sid, state_root).glob("*.md"))
         if kept:
             lines.append(f"    its last finished text is kept in {kept[-1]}")

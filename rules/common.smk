@@ -5,6 +5,7 @@ import sys
 
 from bookgen import interrupt, jobs, paths
 from bookgen.budget import check_budget_config, exhausted_message
+from bookgen.cluster import ProgressWatcher, kept_job_logs
 from bookgen.config import (
     ConfigError,
     book_fingerprint,
@@ -45,6 +46,12 @@ except (ConfigError, ValueError) as err:
 
 SECTION_BY_ID = {s.id: s for s in SECTIONS}
 BOOK_FINGERPRINT = book_fingerprint(config)
+WATCHERS = []  # the main process's ProgressWatcher while jobs run on a cluster
+
+# A job process that a cluster scheduler started: SIGTERM (Ctrl-C on the main process cancels
+# the jobs; a time limit) stops its section the way Ctrl-C does (bookgen.interrupt).
+if workflow.remote_exec:
+    interrupt.install_for_job()
 
 
 wildcard_constraints:
@@ -122,9 +129,17 @@ def fingerprint(part):
     return presigned(get)
 
 
+def known_section_ids():
+    """The ids of the book's sections, as far as they are known (a topic needs its outline)."""
+    if TOPIC_MODE and not paths.outline_file().exists():
+        return []
+    return [s.id for s in book_sections(config)]
+
+
 def on_start(workflow):
     """Before any job: stop if a section needs the API and no key is set; clear old halts;
-    take the run lock; make Ctrl-C stop the sections in flight (bookgen.interrupt)."""
+    take the run lock; make Ctrl-C stop the sections in flight (bookgen.interrupt). When the
+    jobs run on a cluster, print each finished section here (bookgen.cluster)."""
     writes_sections = any(j.rule.name in ("section", "outline") for j in workflow.dag.needrun_jobs())
     message = missing_api_key_message(config) if writes_sections else None
     if writes_sections and not message:
@@ -137,6 +152,9 @@ def on_start(workflow):
         sys.exit(str(err))
     paths.halt_file().unlink(missing_ok=True)
     interrupt.install()
+    if not workflow.local_exec:
+        WATCHERS.append(ProgressWatcher(known_section_ids))
+        WATCHERS[-1].start()
     if writes_sections and config["provider"] == "simulator":
         print(
             "bookgen: provider=simulator: sections are SIMULATED offline by bookgen's built-in "
@@ -148,12 +166,17 @@ def on_start(workflow):
 
 def on_end():
     """After the last job: let the process exit at once (see bookgen.jobs.release_exit)."""
+    for watcher in WATCHERS:
+        watcher.stop()
     jobs.release_exit()
 
 
 def on_error():
-    jobs.release_exit()
-    sections = book_sections(config) if paths.outline_file().exists() or not TOPIC_MODE else []
-    summary = "\n".join(filter(None, [outline_failure(), failure_summary([s.id for s in sections])]))
+    on_end()
+    ids = known_section_ids()
+    job_logs = None
+    if not workflow.local_exec:  # the logs the SLURM plugin keeps for failed jobs
+        job_logs = kept_job_logs(ids, getattr(workflow.executor_settings, "logdir", None))
+    summary = "\n".join(filter(None, [outline_failure(), failure_summary(ids, job_logs=job_logs)]))
     if summary:
         print(summary, file=sys.stderr)

@@ -1,0 +1,98 @@
+"""What changes when an executor plugin (SLURM) runs the jobs on other hosts.
+
+Every section job is then a process of its own on a node that shares the book's directory with
+the main ``snakemake`` process. Locks, journals, the response cache and the budget all live in
+that directory, so they hold across processes as they do across threads. Two things do not
+reach the main process by themselves: a job's console lines (they land in the cluster's job
+log), and where that log is. ``ProgressWatcher`` follows the book from the shared files
+instead, and ``kept_job_logs`` finds the logs the SLURM plugin keeps for failed jobs.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from bookgen import paths
+from bookgen.budget import book_spending, progress_line
+from bookgen.progress import announce
+
+# The SLURM plugin's default --slurm-logdir, relative to the working directory.
+SLURM_LOGDIR = Path(".snakemake") / "slurm_logs"
+
+
+def _finished(output: Path) -> dict[str, int]:
+    """Section files in ``output`` by name, with their modification time (ns)."""
+    out = {}
+    for path in output.glob("section_*.md"):
+        try:
+            out[path.stem.removeprefix("section_")] = path.stat().st_mtime_ns
+        except FileNotFoundError:  # deleted between listing and stat (a rebuild starting)
+            continue
+    return out
+
+
+class ProgressWatcher:
+    """Prints ``[3/11] section_04 done · $0.0041 so far (...)`` in the main process for every
+    section that a job elsewhere finishes, as a local run does: a thread that looks at the
+    section files every ``interval_s`` and reads the money spent from the call journals."""
+
+    def __init__(
+        self,
+        section_ids: Callable[[], list[str]],
+        interval_s: float = 1.0,
+        output: Path = paths.OUTPUT,
+        state_root: Path = paths.STATE,
+        say: Callable[[str], None] = announce,
+    ) -> None:
+        self.section_ids = section_ids  # a callable: a book from a topic learns them late
+        self.interval_s = interval_s
+        self.output = output
+        self.state_root = state_root
+        self.say = say
+        self._seen = _finished(output)  # what was there before the run is not news
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="bookgen-progress", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop watching, after announcing what finished since the last look."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.poll()
+
+    def poll(self) -> list[str]:
+        """Announce the sections finished since the last call; return the lines."""
+        now = _finished(self.output)
+        new = sorted(sid for sid, mtime in now.items() if self._seen.get(sid) != mtime)
+        self._seen = now
+        if not new:
+            return []
+        ids = self.section_ids()
+        done = sum(sid in now for sid in ids)
+        spent = book_spending(self.state_root)
+        lines = [progress_line(sid, done, len(ids), spent) for sid in new if sid in ids]
+        for line in lines:
+            self.say(line)
+        return lines
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.poll()
+
+
+def kept_job_logs(section_ids: list[str], logdir: Path | None = None) -> dict[str, Path]:
+    """The newest SLURM job log of each section that has one (the plugin keeps the logs of
+    failed jobs: ``<logdir>/rule_section/<id>/<jobid>.log``)."""
+    root = Path(logdir or SLURM_LOGDIR) / "rule_section"
+    out = {}
+    for sid in section_ids:
+        logs = sorted((root / sid).glob("*.log"), key=os.path.getmtime)
+        if logs:
+            out[sid] = logs[-1]
+    return out
