@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from bookgen import paths
+from bookgen.cluster import slurm_job_line
 from bookgen.outline import book_sections
-from bookgen.progress import announce
+from bookgen.progress import ProgressLog, announce
 
 
 class JobFailed(Exception):
@@ -37,6 +38,11 @@ def section(config: dict[str, Any], sid: str, params: Any, output: Any, log: Any
         out_usage=Path(output.usage),
         log=Path(log[0]),
     )
+    where = slurm_job_line()
+    if where:  # which SLURM job wrote the section, for `scontrol show job` and its kept log
+        progress = ProgressLog(job.log, f"section_{sid}")
+        progress.line(where)
+        progress.close()
     try:
         run_section_job(job)
     except SectionFailed as e:

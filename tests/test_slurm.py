@@ -1,0 +1,192 @@
+"""The demo book on a real SLURM (scripts/setup-slurm.sh) through Snakemake's slurm executor
+plugin and profiles/slurm: a Ctrl-C mid-run, a resume in which one section fails, and a rerun
+that finishes the book. What ran where is asked of SLURM itself, not taken from Snakemake.
+
+Skipped where SLURM is not running; in CI (BOOKGEN_CI=1, set by .ci/run) that is a failure.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.book import BIN, Book
+from tests.loopback import LoopbackSimulator
+
+pytestmark = pytest.mark.slurm
+
+# About 110 tokens a section at 25 tokens/s: ~5 s streaming each, so a Ctrl-C finds some
+# sections finished and others streaming (jobs start some seconds apart on a busy machine).
+SLOW = {"ttft_s": 0.5, "tokens_per_s": 25, "words_factor": 0.05}
+# Sections far below their target length on purpose (fast): quality control only flags them.
+CHECK_ONLY = {"qc": {"max_attempts": 0, "on_fail": "warn"}}
+SECRET = "sk-bookgen-slurm-SECRET-5d1e77"
+KEY = {"DEEPSEEK_API_KEY": SECRET}
+FAILING = 11  # the simulator answers every request for this section with HTTP 500
+PROFILE = ("--profile", "profiles/slurm")
+
+
+def slurm_missing() -> str | None:
+    """Why the SLURM tests cannot run here, or None."""
+    if not shutil.which("sinfo") or not shutil.which("sbatch"):
+        return "SLURM is not installed (as root: scripts/setup-slurm.sh)"
+    proc = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
+    states = proc.stdout.split()
+    if proc.returncode != 0 or not {"idle", "mix", "alloc"} & set(states):
+        why = (proc.stderr or " ".join(states)).strip()
+        return f"no SLURM node is up ({why}); run scripts/setup-slurm.sh"
+    return None
+
+
+@pytest.fixture(scope="module")
+def slurm() -> None:
+    reason = slurm_missing()
+    if reason and os.environ.get("BOOKGEN_CI"):
+        pytest.fail(f"CI must run the SLURM tests: {reason}")
+    if reason:
+        pytest.skip(reason)
+
+
+def slurm_jobs(book: Book) -> list[dict[str, str]]:
+    """Every job SLURM knows of (finished ones for MinJobAge) that ran in this book."""
+    proc = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-o", "%i|%k|%T|%Z"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    jobs = []
+    for line in proc.stdout.splitlines():
+        jobid, comment, state, workdir = line.split("|", 3)
+        if Path(workdir) == book.path:
+            jobs.append({"id": jobid, "section": comment.rsplit("_", 1)[-1], "state": state})
+    return jobs
+
+
+def start(book: Book, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **KEY}
+    return subprocess.Popen(
+        [str(BIN / "snakemake"), *PROFILE, "--configfile", "config/config.yaml", "overrides.yaml"],
+        cwd=book.path,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def wait_mid_run(book: Book, proc: subprocess.Popen) -> None:
+    """Until two sections are written and another one is streaming."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        done = {p.stem for p in (book.path / "output").glob("section_*.md")}
+        streaming = [
+            log
+            for log in (book.path / "output" / "logs").glob("section_*.log")
+            if log.stem not in done and "tokens so far" in log.read_text()
+        ]
+        if len(done) >= 2 and streaming:
+            return
+        time.sleep(0.2)
+    raise AssertionError("no section was streaming")
+
+
+def section_mtimes(book: Book) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in (book.path / "output").glob("section_*.md")}
+
+
+def test_demo_book_on_slurm_with_ctrl_c_failure_and_resume(slurm, tmp_path):
+    faulty = {**SLOW, "faults": [{"kind": "http_500", "section": FAILING}]}
+    with LoopbackSimulator(tmp_path / "sim1", faulty) as sim1:
+        book = Book(
+            tmp_path / "book", {"provider": "deepseek", "base_url": sim1.base_url, **CHECK_ONLY}
+        )
+        # 1. Ctrl-C in the middle: the SLURM jobs are cancelled, nothing is left in the queue.
+        proc = start(book, tmp_path / "run1.log")
+        wait_mid_run(book, proc)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=300) != 0
+        run1 = (tmp_path / "run1.log").read_text()
+        jobs = slurm_jobs(book)
+        assert not [j for j in jobs if j["state"] in ("PENDING", "RUNNING", "COMPLETING")], jobs
+        assert any(j["state"] == "CANCELLED" for j in jobs), jobs
+        assert 2 <= len(book.sections()) < 11
+        assert re.search(r"\[\d+/11\] section_\d\d done · \$[\d.]+ so far", run1), run1[-3000:]
+        kept = section_mtimes(book)
+
+        # 2. The same command resumes: every other section is written, the faulty one fails with
+        #    its reason and the SLURM log kept for it.
+        proc = book.run(*PROFILE, env=KEY, timeout=400)
+        outputs = [proc.stdout, proc.stderr]
+        assert proc.returncode != 0
+        err = proc.stderr
+        note = re.search(rf"section_{FAILING}: (.*) \(log: (.*)\)", err)
+        assert note and "HTTP 500" in note[1], err[-3000:]
+        logs = note[2].split(", ")
+        assert logs[0] == f"output/logs/section_{FAILING}.log"
+        assert logs[1].startswith(f".snakemake/slurm_logs/rule_section/{FAILING}/")
+        assert (book.path / logs[1]).is_file()
+        assert book.sections() == [f"section_{i:02d}.md" for i in range(1, 11)]
+        after = section_mtimes(book)
+        assert all(after[name] == mtime for name, mtime in kept.items())  # kept, not rewritten
+        done_lines = re.findall(r"\[(\d+)/11\] section_(\d\d) done", proc.stdout)
+        assert {sid for _, sid in done_lines} == {f"{i:02d}" for i in range(1, 11)} - {
+            name[8:10] for name in kept
+        }, proc.stdout
+
+        ledger1 = sim1.ledger()["entries"]
+
+    # 3. The provider is healthy again: the same command writes the last section and the book.
+    with LoopbackSimulator(tmp_path / "sim2", SLOW) as sim2:
+        book.set_overrides({"provider": "deepseek", "base_url": sim2.base_url, **CHECK_ONLY})
+        proc = book.run(*PROFILE, env=KEY, timeout=400)
+        outputs += [proc.stdout, proc.stderr]
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert len(book.sections()) == 11 and book.file("output/book.html").exists()
+        assert book.pending() == {}
+        ledger2 = sim2.ledger()["entries"]
+
+    # Nothing bought twice: each section's reply was delivered once, over both providers.
+    delivered = collections.Counter(
+        e["section"] for e in ledger1 + ledger2 if e["reported_to_client"]
+    )
+    assert delivered == {n: 1 for n in range(1, 12)}, delivered
+
+    # From SLURM: each section's log names the SLURM job that wrote it (its own SLURM_JOB_ID),
+    # and SLURM knows that job as this section's, run in this directory. A section finished just
+    # as Ctrl-C cancelled its job ends CANCELLED; the failing section's jobs FAILED.
+    jobs = slurm_jobs(book)
+    by_id = {j["id"]: j for j in jobs}
+    for i in range(1, 12):
+        sid = f"{i:02d}"
+        log = book.file(f"output/logs/section_{sid}.log").read_text()
+        writer = by_id[re.findall(r"SLURM job (\d+) on node", log)[-1]]
+        assert writer["section"] == sid, (writer, jobs)
+        assert writer["state"] == "COMPLETED" or (
+            writer["state"] == "CANCELLED" and f"section_{sid}.md" in kept
+        ), (writer, jobs)
+    assert any(j["section"] == f"{FAILING}" and j["state"] == "FAILED" for j in jobs), jobs
+
+    # The key reached the jobs (they called the provider with it) only through the environment:
+    # not in a job script SLURM holds, not in any file of the book, its logs or Snakemake's.
+    for job in jobs:
+        script = subprocess.run(
+            ["scontrol", "write", "batch_script", job["id"], "-"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "snakemake" in script and SECRET not in script
+    for path in book.path.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+    assert SECRET not in run1 + "".join(outputs)
