@@ -87,14 +87,6 @@ class ProgressWatcher:
             self.poll()
 
 
-def in_job_step() -> bool:
-    """True in the process that runs a job's code on a SLURM node (started by ``srun``), not in
-    the batch script's Snakemake that waits for it: only there may SIGTERM wait for the job's
-    code (bookgen.interrupt.install_for_job); the waiting one must die with the job at once, or
-    it deletes the outputs of a section that finished just as the job was cancelled."""
-    return "SLURM_STEP_ID" in os.environ
-
-
 def slurm_job_line() -> str | None:
     """``SLURM job 42 on node n1`` for a section's log when it runs under SLURM, else None."""
     job = os.environ.get("SLURM_JOB_ID")

@@ -5,10 +5,6 @@ jobs" and then waits for their threads. ``install`` (called at the run's start) 
 front: the first Ctrl-C sets a flag that every writer checks between streamed chunks, before
 each request and during retry waits, so the sections in flight stop within moments and record
 what their cut calls cost. A second Ctrl-C ends the process at once.
-
-On a cluster each job is a process of its own, and Ctrl-C on the main process cancels the jobs
-(SLURM's ``scancel``), which signals them with SIGTERM, as a job's time limit does.
-``install_for_job`` makes SIGTERM in a job process the same first step as Ctrl-C.
 """
 
 from __future__ import annotations
@@ -66,24 +62,3 @@ def install() -> None:
             raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, on_sigint)
-
-
-def install_for_job() -> None:
-    """In a job process a cluster scheduler started (main thread): SIGTERM stops the sections in
-    flight as the first Ctrl-C does, so the cut call's cost is recorded before the scheduler's
-    SIGKILL follows. A second SIGTERM ends the process at once."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def on_sigterm(signum: int, frame: Any) -> None:
-        if stopping():
-            os._exit(128 + signum)
-        request_stop()
-        print(
-            "bookgen: SIGTERM (job cancelled or out of time): stopping; what the call in flight "
-            "cost so far is recorded.",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    signal.signal(signal.SIGTERM, on_sigterm)

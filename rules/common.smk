@@ -5,7 +5,7 @@ import sys
 
 from bookgen import interrupt, jobs, paths
 from bookgen.budget import check_budget_config, exhausted_message
-from bookgen.cluster import ProgressWatcher, in_job_step, kept_job_logs
+from bookgen.cluster import ProgressWatcher, kept_job_logs
 from bookgen.config import (
     ConfigError,
     book_fingerprint,
@@ -47,11 +47,6 @@ except (ConfigError, ValueError) as err:
 SECTION_BY_ID = {s.id: s for s in SECTIONS}
 BOOK_FINGERPRINT = book_fingerprint(config)
 WATCHERS = []  # the main process's ProgressWatcher while jobs run on a cluster
-
-# The process that runs a job's code on a SLURM node: SIGTERM (Ctrl-C on the main process
-# cancels the jobs; a time limit) stops its section the way Ctrl-C does (bookgen.interrupt).
-if workflow.remote_exec and in_job_step():
-    interrupt.install_for_job()
 
 
 wildcard_constraints:

@@ -55,8 +55,9 @@ def slurm() -> None:
         pytest.skip(reason)
 
 
-def slurm_jobs(book: Book) -> list[dict[str, str]]:
-    """Every job SLURM knows of (finished ones for MinJobAge) that ran in this book."""
+def slurm_jobs(book: Book | None = None, after: int = 0) -> list[dict[str, str]]:
+    """The jobs SLURM knows of (finished ones for MinJobAge) with an id above ``after`` that ran
+    in ``book`` (all with None)."""
     proc = subprocess.run(
         ["squeue", "-h", "-t", "all", "-o", "%i|%k|%T|%Z"],
         capture_output=True,
@@ -66,7 +67,7 @@ def slurm_jobs(book: Book) -> list[dict[str, str]]:
     jobs = []
     for line in proc.stdout.splitlines():
         jobid, comment, state, workdir = line.split("|", 3)
-        if Path(workdir) == book.path:
+        if int(jobid) > after and (book is None or Path(workdir) == book.path):
             jobs.append({"id": jobid, "section": comment.rsplit("_", 1)[-1], "state": state})
     return jobs
 
@@ -105,20 +106,26 @@ def section_mtimes(book: Book) -> dict[str, int]:
 
 
 def test_demo_book_on_slurm_with_ctrl_c_failure_and_resume(slurm, tmp_path):
+    before = max((int(j["id"]) for j in slurm_jobs()), default=0)
     faulty = {**SLOW, "faults": [{"kind": "http_500", "section": FAILING}]}
     with LoopbackSimulator(tmp_path / "sim1", faulty) as sim1:
         book = Book(
             tmp_path / "book", {"provider": "deepseek", "base_url": sim1.base_url, **CHECK_ONLY}
         )
-        # 1. Ctrl-C in the middle: the SLURM jobs are cancelled, nothing is left in the queue.
+        # 1. Ctrl-C in the middle: the SLURM jobs are cancelled at once; their processes get
+        #    SLURM's KillWait (30 s) to end, and then nothing is left in the queue.
         proc = start(book, tmp_path / "run1.log")
         wait_mid_run(book, proc)
         os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(timeout=300) != 0
         run1 = (tmp_path / "run1.log").read_text()
-        jobs = slurm_jobs(book)
-        assert not [j for j in jobs if j["state"] in ("PENDING", "RUNNING", "COMPLETING")], jobs
+        jobs = slurm_jobs(book, before)
+        assert not [j for j in jobs if j["state"] in ("PENDING", "RUNNING")], jobs
         assert any(j["state"] == "CANCELLED" for j in jobs), jobs
+        deadline = time.monotonic() + 120
+        while any(j["state"] == "COMPLETING" for j in slurm_jobs(book, before)):
+            assert time.monotonic() < deadline, slurm_jobs(book, before)
+            time.sleep(1)
         assert 2 <= len(book.sections()) < 11
         assert re.search(r"\[\d+/11\] section_\d\d done · \$[\d.]+ so far", run1), run1[-3000:]
         kept = section_mtimes(book)
@@ -164,7 +171,7 @@ def test_demo_book_on_slurm_with_ctrl_c_failure_and_resume(slurm, tmp_path):
     # From SLURM: each section's log names the SLURM job that wrote it (its own SLURM_JOB_ID),
     # and SLURM knows that job as this section's, run in this directory. A section finished just
     # as Ctrl-C cancelled its job ends CANCELLED; the failing section's jobs FAILED.
-    jobs = slurm_jobs(book)
+    jobs = slurm_jobs(book, before)
     by_id = {j["id"]: j for j in jobs}
     for i in range(1, 12):
         sid = f"{i:02d}"
