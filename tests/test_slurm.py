@@ -59,17 +59,26 @@ def slurm_jobs(book: Book | None = None, after: int = 0) -> list[dict[str, str]]
     """The jobs SLURM knows of (finished ones for MinJobAge) with an id above ``after`` that ran
     in ``book`` (all with None)."""
     proc = subprocess.run(
-        ["squeue", "-h", "-t", "all", "-o", "%i|%k|%T|%Z"],
+        ["squeue", "-h", "-t", "all", "-o", "%i|%k|%T|%S|%e|%Z"],
         capture_output=True,
         text=True,
         check=True,
     )
     jobs = []
     for line in proc.stdout.splitlines():
-        jobid, comment, state, workdir = line.split("|", 3)
+        jobid, comment, state, start, end, workdir = line.split("|", 5)
         if int(jobid) > after and (book is None or Path(workdir) == book.path):
-            jobs.append({"id": jobid, "section": comment.rsplit("_", 1)[-1], "state": state})
+            section = comment.rsplit("_", 1)[-1]
+            jobs.append(
+                {"id": jobid, "section": section, "state": state, "start": start, "end": end}
+            )
     return jobs
+
+
+def most_at_once(jobs: list[dict[str, str]]) -> int:
+    """The most jobs SLURM ran at the same time (start and end times, to the second)."""
+    spans = [(j["start"], j["end"]) for j in jobs if j["start"] != "N/A"]
+    return max(sum(s <= t < e for s, e in spans) for t, _ in spans)
 
 
 def start(book: Book, log: Path) -> subprocess.Popen:
@@ -182,6 +191,8 @@ def test_demo_book_on_slurm_with_ctrl_c_failure_and_resume(slurm, tmp_path):
             writer["state"] == "CANCELLED" and f"section_{sid}.md" in kept
         ), (writer, jobs)
     assert any(j["section"] == f"{FAILING}" and j["state"] == "FAILED" for j in jobs), jobs
+    # The `api` cap (8) held across the jobs: the first run had 11 sections and `jobs: 16`.
+    assert most_at_once(jobs) <= 8, jobs
 
     # The key reached the jobs (they called the provider with it) only through the environment:
     # not in a job script SLURM holds, not in any file of the book, its logs or Snakemake's.
