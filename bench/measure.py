@@ -493,3 +493,141 @@ def caching(s: Settings, work: Path, log) -> dict[str, Any]:
     out["cost_saving"] = None if not (w and wo) else round(1 - w / wo, 4)
     log(f"  caching: {out}")
     return out
+
+
+# The demo book on the local SLURM (issue 12). SLURM's times are to the second, local time.
+_SNAKEMAKE_STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
+_JOB_SECTION = re.compile(r"^Job (\d+): Writing section (\d+)")
+_JOB_FINISHED = re.compile(r"^Finished jobid: (\d+) \(Rule: section\)")
+DEMO_LATENCY = {"ttft_s": 0.5, "tokens_per_s": 400}  # a demo section (~2,000 tokens): ~5.5 s
+
+
+def _slurm_jobs(after: int, workdir: Path) -> list[dict[str, Any]]:
+    """SLURM's record of the jobs above id ``after`` that ran in ``workdir``."""
+    out = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-o", "%i|%k|%T|%V|%S|%e|%Z"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    jobs = []
+    for line in out.splitlines():
+        jobid, comment, state, submit, start, end, wd = line.split("|", 6)
+        if int(jobid) > after and Path(wd) == workdir:
+            stamp = [
+                time.mktime(time.strptime(t, "%Y-%m-%dT%H:%M:%S")) for t in (submit, start, end)
+            ]
+            jobs.append(
+                {"id": int(jobid), "section": comment.rsplit("_", 1)[-1], "state": state}
+                | dict(zip(("submit", "start", "end"), stamp, strict=True))
+            )
+    return jobs
+
+
+def _noticed(stderr: str) -> dict[str, float]:
+    """When the main snakemake process logged each section job as finished (to the second)."""
+    sections, noticed, stamp = {}, {}, None
+    for line in stderr.splitlines():
+        if m := _SNAKEMAKE_STAMP.match(line.strip()):
+            stamp = time.mktime(time.strptime(m[1], "%a %b %d %H:%M:%S %Y"))
+        elif m := _JOB_SECTION.match(line.strip()):
+            sections[m[1]] = m[2]
+        elif (m := _JOB_FINISHED.match(line.strip())) and stamp is not None:
+            noticed[sections[m[1]]] = stamp
+    return noticed
+
+
+def _slurm_overheads(
+    jobs: list[dict[str, Any]], entries: list[dict[str, Any]], noticed: dict[str, float]
+) -> list[dict[str, Any]]:
+    """Per section job: submission → its first request, its last reply → the job's end → the
+    main process noticing."""
+    rows = []
+    for job in sorted(jobs, key=lambda j: j["section"]):
+        mine = [e for e in entries if f"{e['section']:02d}" == job["section"]]
+        if job["state"] != "COMPLETED" or not mine or job["section"] not in noticed:
+            continue
+        first = min(e["received_unix_s"] for e in mine)
+        last = max(e["received_unix_s"] + e["latency_s"] for e in mine)
+        rows.append(
+            {
+                "section": job["section"],
+                "queued_s": job["start"] - job["submit"],
+                "submit_to_first_request_s": round(first - job["submit"], 1),
+                "start_to_first_request_s": round(first - job["start"], 1),
+                "api_s": round(last - first, 1),
+                "last_reply_to_job_end_s": round(job["end"] - last, 1),
+                "job_end_to_noticed_s": round(noticed[job["section"]] - job["end"], 1),
+                "last_reply_to_noticed_s": round(noticed[job["section"]] - last, 1),
+            }
+        )
+    return rows
+
+
+def slurm(s: Settings, work: Path, log) -> dict[str, Any]:
+    """The demo book through ``--profile profiles/slurm`` on the local one-node SLURM against
+    the same book run locally (the workflow profile: jobs in threads, ``--cores 8``)."""
+    if shutil.which("sbatch") is None or shutil.which("squeue") is None:
+        return {"skipped": "SLURM is not running here (as root: scripts/setup-slurm.sh)"}
+    runs = []
+    book = None
+    for rep in range(max(1, s.reps - 1)):
+        for system in ("local", "slurm"):
+            with LoopbackSimulator(work / "sim-slurm", DEMO_LATENCY) as sim:
+                overrides = {"provider": "deepseek", "base_url": sim.base_url, **FAST}
+                if book is None:
+                    book = Book(work / "demo", overrides)
+                clean(book)
+                shutil.rmtree(book.path / ".snakemake", ignore_errors=True)
+                book.set_overrides(overrides)
+                before = max((int(x) for x in _all_job_ids()), default=0)
+                load, t_unix, t0 = load1(), time.time(), time.monotonic()
+                args = ("--cores", "8") if system == "local" else ("--profile", "profiles/slurm")
+                proc = book.run(*args, env=KEY, timeout=s.timeout_s)
+                wall = time.monotonic() - t0
+                if proc.returncode != 0:
+                    raise RuntimeError(f"{system} run failed:\n{proc.stderr[-3000:]}")
+                entries = sim.ledger()["entries"]
+            starts = [e["received_unix_s"] for e in entries]
+            ends = [e["received_unix_s"] + e["latency_s"] for e in entries]
+            run = {
+                "rep": rep,
+                "system": system,
+                "wall_s": round(wall, 1),
+                "load1": load,
+                "requests": len(entries),
+                "latency_total_s": round(sum(e["latency_s"] for e in entries), 1),
+                "to_first_request_s": round(min(starts) - t_unix, 1),
+                "after_last_reply_s": round(t_unix + wall - max(ends), 1),
+                "max_open_requests": _max_overlap(starts, ends),
+            }
+            if system == "slurm":
+                jobs = _slurm_jobs(before, book.path)
+                run["slurm_jobs"] = len(jobs)
+                run["per_job"] = _slurm_overheads(jobs, entries, _noticed(proc.stderr))
+            runs.append(run)
+            log(f"  {system:5} demo book: {run['wall_s']} s, load {load}")
+    summary: dict[str, Any] = {}
+    for system in ("local", "slurm"):
+        mine = [r for r in runs if r["system"] == system]
+        summary[f"{system}_wall_s"] = _median(mine, "wall_s")
+    per_job = [row for r in runs if r["system"] == "slurm" for row in r["per_job"]]
+    for key in (
+        "queued_s",
+        "submit_to_first_request_s",
+        "start_to_first_request_s",
+        "last_reply_to_job_end_s",
+        "job_end_to_noticed_s",
+        "last_reply_to_noticed_s",
+    ):
+        values = [row[key] for row in per_job]
+        summary[key] = {
+            "median": round(statistics.median(values), 1),
+            "max": round(max(values), 1),
+        }
+    return {"simulator": DEMO_LATENCY, "runs": runs, "summary": summary}
+
+
+def _all_job_ids() -> list[str]:
+    out = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i"], capture_output=True, text=True)
+    return out.stdout.split()

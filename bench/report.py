@@ -311,6 +311,60 @@ def render(r: dict[str, Any], notes: Path) -> str:
             else "",
             "",
         ]
+    if "slurm" in r:
+        out += _slurm(r["slurm"], r.get("reruns", {}).get("slurm"))
     if notes.exists():
         out += [notes.read_text(encoding="utf-8").rstrip(), ""]
     return "\n".join(out)
+
+
+def _slurm(sl: dict[str, Any], rerun: dict[str, Any] | None) -> list[str]:
+    """Section 7: the demo book on the local SLURM against the same book locally."""
+    out = ["## 7. The demo book on SLURM (issue 12)", ""]
+    if "skipped" in sl:
+        return [*out, f"Not measured: {sl['skipped']}.", ""]
+    when = f" Measured {rerun['started']} at `{rerun['machine']['commit']}`." if rerun else ""
+    su = sl["summary"]
+    rows = [
+        [
+            r["rep"],
+            r["system"],
+            r["wall_s"],
+            r["to_first_request_s"],
+            r["after_last_reply_s"],
+            r["max_open_requests"],
+            r["load1"],
+        ]
+        for r in sl["runs"]
+    ]
+    labels = {
+        "queued_s": "submitted → running (SLURM's queue)",
+        "start_to_first_request_s": "running → first request (python, two Snakefile parses)",
+        "submit_to_first_request_s": "**submitted → first request**",
+        "last_reply_to_job_end_s": "last reply → job ends (the job's Snakemake finishing)",
+        "job_end_to_noticed_s": "job ends → main process notices (the plugin's status checks)",
+        "last_reply_to_noticed_s": "**last reply → completion noticed**",
+    }
+    return [
+        *out,
+        "The demo book (`config/config.yaml`, 11 sections) against the loopback simulator "
+        f"(latency model {sl['simulator']}: about 5 s a section), once with "
+        "`snakemake --cores 8` (the workflow profile: jobs in threads of one process) and once "
+        "with `snakemake --profile profiles/slurm` on the one-node SLURM of "
+        "`scripts/setup-slurm.sh` (8 CPUs advertised on 2 cores; every section a SLURM job, "
+        "`api: 8` in both). Times in seconds; SLURM's and Snakemake's are to the second." + when,
+        "",
+        *_table(
+            ["rep", "run", "wall", "to 1st request", "after last reply", "max open", "load"],
+            rows,
+        ),
+        "",
+        f"Median wall time: {su['local_wall_s']} s locally, {su['slurm_wall_s']} s on SLURM. "
+        "Per SLURM section job (medians, max in brackets):",
+        "",
+        *_table(
+            ["step", "median", "max"],
+            [[label, su[k]["median"], su[k]["max"]] for k, label in labels.items()],
+        ),
+        "",
+    ]

@@ -30,6 +30,7 @@ MEASUREMENTS: dict[str, Callable[..., dict[str, Any]]] = {
     "scale": measure.scale,
     "memory": measure.memory,
     "caching": measure.caching,
+    "slurm": measure.slurm,  # the demo book on the local SLURM (scripts/setup-slurm.sh)
     "big_run": measure.big_run,  # the longest: last, so a cut-short run keeps the rest
 }
 
@@ -46,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small, fast smoke run")
     parser.add_argument(
-        "--only", nargs="+", choices=list(MEASUREMENTS), help="run only these measurements"
+        "--only",
+        nargs="+",
+        choices=list(MEASUREMENTS),
+        help="run only these measurements, keeping the others' results from results.json",
     )
     parser.add_argument("--out", type=Path, default=BENCH, help="where results.* go")
     parser.add_argument("--work", type=Path, default=BENCH / "work", help="scratch directory")
@@ -80,12 +84,20 @@ def main(argv: list[str] | None = None) -> int:
         wait_for_quiet(args.max_load, 600, log)
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
-    results: dict[str, Any] = {
+    previous = args.out / "results.json"
+    results: dict[str, Any] = (
+        json.loads(previous.read_text()) if args.only and previous.exists() else {}
+    )
+    run_info = {
         "mode": "quick" if args.quick else "full",
         "machine": describe(REPO),
         "settings": settings.as_dict(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if args.only:  # the others' run info stays; this one is kept with each measurement
+        results.setdefault("reruns", {}).update({name: run_info for name in args.only})
+    else:
+        results.update(run_info)
     t0 = time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)
     for name, fn in MEASUREMENTS.items():
@@ -93,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         log(f"{name} (load {load1()})")
         results[name] = fn(settings, args.work, log)
-        results["duration_s"] = round(time.monotonic() - t0, 1)
+        if not args.only:
+            results["duration_s"] = round(time.monotonic() - t0, 1)
         # written after every measurement: a run cut short keeps what it measured
         (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
         (args.out / "results.md").write_text(render(results, BENCH / "notes.md"))
