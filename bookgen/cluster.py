@@ -15,9 +15,10 @@ import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bookgen import paths
-from bookgen.budget import book_spending, progress_line
+from bookgen.budget import progress_line, run_spending
 from bookgen.progress import announce
 
 # The SLURM plugin's default --slurm-logdir, relative to the working directory.
@@ -42,12 +43,14 @@ class ProgressWatcher:
 
     def __init__(
         self,
+        config: dict[str, Any],
         section_ids: Callable[[], list[str]],
         interval_s: float = 1.0,
         output: Path = paths.OUTPUT,
         state_root: Path = paths.STATE,
         say: Callable[[str], None] = announce,
     ) -> None:
+        self.config = config  # real money, or a simulated run's would-be cost
         self.section_ids = section_ids  # a callable: a book from a topic learns them late
         self.interval_s = interval_s
         self.output = output
@@ -76,7 +79,7 @@ class ProgressWatcher:
             return []
         ids = self.section_ids()
         done = sum(sid in now for sid in ids)
-        spent = book_spending(self.state_root)
+        spent = run_spending(self.config, self.state_root)
         lines = [progress_line(sid, done, len(ids), spent) for sid in new if sid in ids]
         for line in lines:
             self.say(line)

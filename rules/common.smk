@@ -148,7 +148,7 @@ def on_start(workflow):
     paths.halt_file().unlink(missing_ok=True)
     interrupt.install()
     if not workflow.local_exec:
-        WATCHERS.append(ProgressWatcher(known_section_ids))
+        WATCHERS.append(ProgressWatcher(config, known_section_ids))
         WATCHERS[-1].start()
     if writes_sections and config["provider"] == "simulator":
         print(

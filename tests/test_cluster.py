@@ -17,7 +17,11 @@ IDS = ["01", "02", "03"]
 
 def watcher(tmp_path: Path, said: list[str]) -> ProgressWatcher:
     return ProgressWatcher(
-        lambda: IDS, output=tmp_path / "output", state_root=tmp_path / "state", say=said.append
+        {"provider": "deepseek"},
+        lambda: IDS,
+        output=tmp_path / "output",
+        state_root=tmp_path / "state",
+        say=said.append,
     )
 
 
