@@ -7,7 +7,7 @@
 #   snakemake --cores 2 --configfile my-topic.yaml   a book from a topic: outline first
 # Defaults users should not have to type live in profiles/default/config.yaml.
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -15,9 +15,8 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-validate(config, "bookgen/schemas/config.schema.yaml")
-
-
+# The config is validated first thing in rules/common.smk (bookgen.config.validate_config,
+# against bookgen/schemas/config.schema.yaml): defaults filled, a one-line error naming the field.
 include: "rules/common.smk"
 include: "rules/outline.smk"
 include: "rules/sections.smk"

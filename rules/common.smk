@@ -12,6 +12,7 @@ from bookgen.config import (
     missing_api_key_message,
     resolve_prompt_paths,
     section_fingerprint,
+    validate_config,
 )
 from bookgen.locks import LockBusy, hold_run_lock
 from bookgen.outline import (
@@ -28,6 +29,7 @@ from bookgen.simulator import validate_config as validate_simulator_config
 from bookgen.status import failure_summary
 
 try:
+    validate_config(config)
     apply_topic_layering(config, workflow.config_settings.overwrite_config)
     resolve_prompt_paths(config, workflow.basedir)
     check_config(config)
