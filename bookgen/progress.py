@@ -1,12 +1,20 @@
-"""What a job tells the user: its own log (for ``tail -f``) and whole lines on the console."""
+"""What a job tells the user: its own log (for ``tail -F``), whole lines on the console, and
+the count of finished sections those lines carry ("[3/11]")."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
+
+from bookgen import paths
+from bookgen.fsutil import atomic_write_json
+from bookgen.locks import exclusive
 
 
 class ProgressLog:
@@ -41,3 +49,28 @@ def announce(text: str) -> None:
     keeps two sections finishing at once from splicing their lines together."""
     sys.stdout.write(text.rstrip("\n") + "\n")
     sys.stdout.flush()
+
+
+def start_count(done: int, root: Path = paths.STATE) -> None:
+    """A run starts with ``done`` sections finished that it will not rewrite."""
+    atomic_write_json(paths.progress_counter(root), {"done": done})
+
+
+@contextmanager
+def next_count(root: Path = paths.STATE) -> Iterator[int]:
+    """The count of finished sections, this one included, for a job that just finished one.
+
+    A file under a file lock, so the count never repeats and lines printed inside the block
+    come out in increasing order, whether the jobs are threads of the ``snakemake`` process
+    (the profile) or processes of their own (``--workflow-profile none``, a cluster executor).
+    Counting the files instead repeats a number when two sections land at once, and goes
+    back when Snakemake deletes the outputs of a section it starts rewriting.
+    """
+    counter = paths.progress_counter(root)
+    with exclusive(root / "locks" / "progress.lock"):
+        try:
+            done = int(json.loads(counter.read_text(encoding="utf-8"))["done"]) + 1
+        except (OSError, ValueError, KeyError, TypeError):
+            done = 1
+        atomic_write_json(counter, {"done": done})
+        yield done

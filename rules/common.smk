@@ -24,6 +24,7 @@ from bookgen.outline import (
     section_index,
     topic_mode,
 )
+from bookgen.progress import start_count
 from bookgen.prompts import check_templates
 from bookgen.simulator import validate_config as validate_simulator_config
 from bookgen.status import failure_summary
@@ -126,8 +127,10 @@ def fingerprint(part):
 
 def on_start(workflow):
     """Before any job: stop if a section needs the API and no key is set; clear old halts;
-    take the run lock; make Ctrl-C stop the sections in flight (bookgen.interrupt)."""
-    writes_sections = any(j.rule.name in ("section", "outline") for j in workflow.dag.needrun_jobs())
+    take the run lock; start the count of finished sections; make Ctrl-C stop the sections in
+    flight (bookgen.interrupt)."""
+    needrun = [j for j in workflow.dag.needrun_jobs() if j.rule.name in ("section", "outline")]
+    writes_sections = bool(needrun)
     message = missing_api_key_message(config) if writes_sections else None
     if writes_sections and not message:
         message = exhausted_message(config, SECTIONS)
@@ -138,6 +141,8 @@ def on_start(workflow):
     except LockBusy as err:
         sys.exit(str(err))
     paths.halt_file().unlink(missing_ok=True)
+    rewriting = {j.wildcards.sid for j in needrun if j.rule.name == "section"}
+    start_count(sum(s.id not in rewriting and paths.section_md(s.id).exists() for s in SECTIONS))
     interrupt.install()
     if writes_sections and config["provider"] == "simulator":
         print(
