@@ -1,7 +1,7 @@
 # bookgen: a textbook as a build graph. Every section is a target (output/section_NN.md)
 # written by an OpenAI-compatible chat API; a final rule merges the usage into a cost report.
 #   snakemake --cores 2                              write everything pending
-#   snakemake output/section_05.md                   (re)build one section
+#   snakemake output/section_05.md                   one section, if pending (--force: anyway)
 #   snakemake --dry-run                              what is pending, and why
 #   snakemake --cores 2 --config provider=simulator  the whole book offline, no key
 #   snakemake --cores 2 --configfile my-topic.yaml   a book from a topic: outline first
