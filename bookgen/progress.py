@@ -4,6 +4,7 @@ the count of finished sections those lines carry ("[3/11]")."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -15,6 +16,11 @@ from typing import TextIO
 from bookgen import paths
 from bookgen.fsutil import atomic_write_json
 from bookgen.locks import exclusive
+
+PROGRESS_RE = re.compile(
+    r"^\S+ \S+ (?P<call>.+): about (?P<tokens>[\d,]+) tokens so far, (?P<rate>[\d.]+) tokens/s$"
+)
+START_MARK = " writing "  # the line a section job begins its log with (bookgen.section)
 
 
 class ProgressLog:
@@ -51,13 +57,39 @@ def announce(text: str) -> None:
     sys.stdout.flush()
 
 
-def start_count(done: int, root: Path = paths.STATE) -> None:
-    """A run starts with ``done`` sections finished that it will not rewrite."""
-    atomic_write_json(paths.progress_counter(root), {"done": done})
+def last_progress(log: Path) -> tuple[str, int, float] | None:
+    """``(call, tokens so far, tokens/s)`` from the newest progress line of a section's log
+    written since the job began (its log is appended to by every run), or None."""
+    try:
+        with log.open("rb") as fh:
+            fh.seek(max(0, fh.seek(0, 2) - 4096))
+            tail = fh.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(tail):
+        if m := PROGRESS_RE.match(line):
+            return m["call"], int(m["tokens"].replace(",", "")), float(m["rate"])
+        if START_MARK in line:
+            return None
+    return None
+
+
+def start_count(done: int, total: int, root: Path = paths.STATE) -> None:
+    """A run of a ``total``-section book starts with ``done`` sections it will not rewrite."""
+    atomic_write_json(paths.progress_counter(root), {"done": done, "total": total})
+
+
+def read_count(root: Path = paths.STATE) -> tuple[int, int]:
+    """``(done, total)`` as the last finished section counted them."""
+    try:
+        data = json.loads(paths.progress_counter(root).read_text(encoding="utf-8"))
+        return int(data["done"]), int(data["total"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0, 0
 
 
 @contextmanager
-def next_count(root: Path = paths.STATE) -> Iterator[int]:
+def next_count(total: int, root: Path = paths.STATE) -> Iterator[int]:
     """The count of finished sections, this one included, for a job that just finished one.
 
     A file under a file lock, so the count never repeats and lines printed inside the block
@@ -66,11 +98,7 @@ def next_count(root: Path = paths.STATE) -> Iterator[int]:
     Counting the files instead repeats a number when two sections land at once, and goes
     back when Snakemake deletes the outputs of a section it starts rewriting.
     """
-    counter = paths.progress_counter(root)
     with exclusive(root / "locks" / "progress.lock"):
-        try:
-            done = int(json.loads(counter.read_text(encoding="utf-8"))["done"]) + 1
-        except (OSError, ValueError, KeyError, TypeError):
-            done = 1
-        atomic_write_json(counter, {"done": done})
+        done = read_count(root)[0] + 1
+        atomic_write_json(paths.progress_counter(root), {"done": done, "total": total})
         yield done

@@ -372,7 +372,7 @@ def run_section_job(job: SectionJob) -> None:
             f"done: {doc['words']:,} words, {t['calls']} call(s), "
             f"{t['completion_tokens']:,} output tokens, cost {cost}"
         )
-        with next_count(job.state_root) as done:
+        with next_count(len(job.sections), job.state_root) as done:
             spent = run_spending(job.config, job.state_root)
             announce(progress_line(job.section.id, done, len(job.sections), spent))
     except SectionFailed as e:

@@ -3,7 +3,7 @@
 import inspect
 import sys
 
-from bookgen import interrupt, jobs, paths
+from bookgen import interrupt, jobs, live, paths
 from bookgen.budget import check_budget_config, exhausted_message
 from bookgen.config import (
     ConfigError,
@@ -142,7 +142,11 @@ def on_start(workflow):
         sys.exit(str(err))
     paths.halt_file().unlink(missing_ok=True)
     rewriting = {j.wildcards.sid for j in needrun if j.rule.name == "section"}
-    start_count(sum(s.id not in rewriting and paths.section_md(s.id).exists() for s in SECTIONS))
+    kept = sum(s.id not in rewriting and paths.section_md(s.id).exists() for s in SECTIONS)
+    start_count(kept, len(SECTIONS))
+    api = workflow.global_resources.get("api")
+    api = getattr(api, "value", api) or workflow.cores
+    live.register_run(config, SECTIONS, min(workflow.cores, int(api)))
     interrupt.install()
     if writes_sections and config["provider"] == "simulator":
         print(

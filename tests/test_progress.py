@@ -16,13 +16,13 @@ TINY = {"sections": short_sections(300), "simulator": {"tokens_per_s": 5000}}
 
 
 def test_threads_finishing_at_once_get_one_count_each_in_order(tmp_path):
-    start_count(3, tmp_path)
+    start_count(3, 30, tmp_path)
     barrier = threading.Barrier(16)
     printed: list[int] = []
 
     def finish() -> None:
         barrier.wait()  # all sixteen reach the counter together
-        with next_count(tmp_path) as done:
+        with next_count(30, tmp_path) as done:
             printed.append(done)  # what a job prints inside the block
 
     threads = [threading.Thread(target=finish) for _ in range(16)]
@@ -35,11 +35,11 @@ def test_threads_finishing_at_once_get_one_count_each_in_order(tmp_path):
 
 def test_processes_share_the_count(tmp_path):
     """Jobs are processes of their own with --workflow-profile none or a cluster executor."""
-    start_count(0, tmp_path)
+    start_count(0, 40, tmp_path)
     code = (
         "import sys; from pathlib import Path; from bookgen.progress import next_count\n"
         "for _ in range(10):\n"
-        "    with next_count(Path(sys.argv[1])) as n: print(n, flush=True)\n"
+        "    with next_count(40, Path(sys.argv[1])) as n: print(n, flush=True)\n"
     )
     procs = [
         subprocess.Popen(

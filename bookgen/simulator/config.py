@@ -12,7 +12,7 @@ import yaml
 
 from bookgen.simulator.defects import DefectRule
 from bookgen.simulator.rules import SelectorRule
-from bookgen.validation import explain
+from bookgen.validation import coerce_strings, explain
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "simulator.schema.yaml"
 
@@ -128,6 +128,7 @@ def validate_config(d: dict[str, Any] | None) -> SimulatorConfig:
             "Fix: write the settings as key: value pairs."
         )
     schema = load_schema()
+    coerce_strings(d, schema)  # --config simulator={tokens_per_s: 300} arrives as '300'
     validator = jsonschema.Draft202012Validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(d))
     if error is not None:
