@@ -102,7 +102,7 @@ class Board:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _spent: Spending | None = None
     _spent_at: float = -1e9
-    _predicted: dict[str, float] | None = None
+    job_times: dict[str, float] | None = None  # the model's, per pending section; None: ask it
 
     def __post_init__(self) -> None:
         self.t0 = self.clock()
@@ -150,13 +150,13 @@ class Board:
 
     def predicted(self) -> dict[str, float]:
         """The model's job time of each section pending when the display first asked (once)."""
-        if self._predicted is None:
+        if self.job_times is None:
             run = self.run or registered_run()
             try:
-                self._predicted = predicted_job_times(run) if run and run.sections else {}
+                self.job_times = predicted_job_times(run) if run and run.sections else {}
             except Exception:  # an estimate is a nicety: the display must never stop a run
-                self._predicted = {}
-        return self._predicted
+                self.job_times = {}
+        return self.job_times
 
     def lines(self) -> list[str]:
         """The display as plain text lines (the plugin styles nothing; a test reads these)."""

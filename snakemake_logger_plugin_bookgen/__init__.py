@@ -62,7 +62,8 @@ class BoardView:
 
     def __rich__(self) -> Text:
         try:
-            return Text("\n".join(self.board.lines()))
+            # cropped, not wrapped, in a narrow terminal: one board line stays one line
+            return Text("\n".join(self.board.lines()), no_wrap=True, overflow="ellipsis")
         except Exception as e:  # never let a display problem end the refresh thread
             return Text(f"(bookgen display: {e})")
 

@@ -60,6 +60,8 @@ def test_a_run_counts_1_to_11_and_a_rerun_counts_on_from_what_it_keeps(tmp_path)
     proc = book.run("--cores", "11")  # every section at once: many finish in the same instant
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert counts(proc.stdout) == list(range(1, 12))
+    # Not a terminal: Snakemake's usual lines (the profile's logger plugin prints no board).
+    assert "steps (100%) done" in proc.stderr and "sections done ·" not in proc.stderr
     # Two deleted and one whose key points changed (Snakemake deletes its file as it starts
     # rewriting it): the rerun keeps 8 and counts 9, 10, 11.
     for sid in ("03", "07"):
