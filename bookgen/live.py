@@ -176,7 +176,9 @@ class Board:
         ]
         for sid, start in sorted(sections_running.items()):
             seen = last_progress(self.state_root.parent / paths.section_log(sid))
-            what = f"{seen[0]}: {seen[1]:,} tokens, {seen[2]:.1f} tokens/s" if seen else "starting"
+            what = "starting"  # no token yet; the first progress line may say 0
+            if seen and seen[1]:
+                what = f"{seen[0]}: {seen[1]:,} tokens, {seen[2]:.1f} tokens/s"
             out.append(f"  section_{sid}  {what}  ({format_duration(now - start)})")
         if others:
             out.append(f"  running: {', '.join(others)}")
