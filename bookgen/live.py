@@ -4,8 +4,8 @@ The logger plugin (``snakemake_logger_plugin_bookgen``) feeds ``Board`` the job 
 receives (in Snakemake's logging thread) and renders ``Board.lines()`` a few times a second (in
 the display's own thread). Everything here reads files the jobs write anyway: the counter of
 finished sections (bookgen.progress), each running section's log (its tokens so far and tokens
-per second), the call journals (money so far, bookgen.budget). Section jobs do no extra work
-for the display.
+per second), the call journals (money so far, bookgen.budget: real money, or in a simulated run
+what its calls would have cost). Section jobs do no extra work for the display.
 
 The ETA is ``bookgen estimate``'s per-section model (job time of each pending section), scaled by
 how long this run's finished sections took against that model, spread over the run's parallel
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bookgen import paths
-from bookgen.budget import Spending, book_spending
+from bookgen.budget import Spending, book_spending, run_spending
 from bookgen.config import Section
 from bookgen.estimate import RUN_OVERHEAD_S, estimate_book, format_duration, makespan
 from bookgen.pricing import format_usd
@@ -145,7 +145,13 @@ class Board:
     def spent(self) -> Spending:
         now = self.clock()
         if self._spent is None or now - self._spent_at >= MONEY_EVERY_S:
-            self._spent, self._spent_at = book_spending(self.state_root), now
+            run = self.run or registered_run()
+            spent = (
+                run_spending(run.config, self.state_root)
+                if run and run.config
+                else book_spending(self.state_root)
+            )
+            self._spent, self._spent_at = spent, now
         return self._spent
 
     def predicted(self) -> dict[str, float]:
@@ -183,7 +189,11 @@ class Board:
         if others:
             out.append(f"  running: {', '.join(others)}")
         spent = self.spent()
-        money = f"{format_usd(spent.cost_usd)} spent so far on this book ({spent.tokens:,} tokens)"
+        money = (
+            f"simulated, would have cost {format_usd(spent.cost_usd)} so far"  # as the [N/11] lines
+            if spent.simulated
+            else f"{format_usd(spent.cost_usd)} spent so far on this book"
+        ) + f" ({spent.tokens:,} tokens)"
         elapsed = format_duration(now - self.t0)
         if self.ended:
             out.append(f"{money} · took {elapsed}")
