@@ -1,13 +1,13 @@
 # bookgen: a textbook as a build graph. Every section is a target (output/section_NN.md)
 # written by an OpenAI-compatible chat API; a final rule merges the usage into a cost report.
 #   snakemake --cores 2                              write everything pending
-#   snakemake output/section_05.md                   (re)build one section
+#   snakemake output/section_05.md                   one section, if pending (--force: anyway)
 #   snakemake --dry-run                              what is pending, and why
 #   snakemake --cores 2 --config provider=simulator  the whole book offline, no key
 #   snakemake --cores 2 --configfile my-topic.yaml   a book from a topic: outline first
 # Defaults users should not have to type live in profiles/default/config.yaml.
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -15,9 +15,8 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-validate(config, "bookgen/schemas/config.schema.yaml")
-
-
+# The config is validated first thing in rules/common.smk (bookgen.config.validate_config,
+# against bookgen/schemas/config.schema.yaml): defaults filled, a one-line error naming the field.
 include: "rules/common.smk"
 include: "rules/outline.smk"
 include: "rules/sections.smk"

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from bookgen.config import CONFIG_SCHEMA, ConfigError, Section
+from bookgen.config import ConfigError, Section
 from bookgen.locks import LockBusy, hold_run_lock
 
 DEFAULT_CONFIG = Path("config/config.yaml")
@@ -28,10 +28,10 @@ PROFILE = Path("profiles/default/config.yaml")
 def load_book_config(configfiles: list[str], overrides: list[str]) -> dict[str, Any]:
     """The validated config of the book in the working directory, as a run would see it."""
     from snakemake.cli import parse_config
-    from snakemake.utils import update_config, validate
+    from snakemake.utils import update_config
 
     from bookgen.budget import check_budget_config
-    from bookgen.config import check_config, resolve_prompt_paths
+    from bookgen.config import check_config, resolve_prompt_paths, validate_config
     from bookgen.outline import apply_topic_layering
     from bookgen.prompts import check_templates
     from bookgen.simulator import validate_config as validate_simulator_config
@@ -52,9 +52,9 @@ def load_book_config(configfiles: list[str], overrides: list[str]) -> dict[str, 
         cli_layer = parse_config(overrides)
         update_config(config, cli_layer)
         update_config(command_line, cli_layer)
-        validate(config, str(CONFIG_SCHEMA))
-    except Exception as e:  # snakemake's WorkflowError / ValueError carry the field and value
+    except ValueError as e:  # a --config entry that is not KEY=VALUE
         raise ConfigError(f"config error: {e}") from None
+    validate_config(config)
     apply_topic_layering(config, command_line)
     resolve_prompt_paths(config, Path.cwd())
     check_config(config)

@@ -19,7 +19,7 @@ from typing import Any
 
 from bookgen import paths
 from bookgen.budget import progress_line, run_spending
-from bookgen.progress import announce
+from bookgen.progress import announce, read_count
 
 # The SLURM plugin's default --slurm-logdir, relative to the working directory.
 SLURM_LOGDIR = Path(".snakemake") / "slurm_logs"
@@ -57,6 +57,9 @@ class ProgressWatcher:
         self.state_root = state_root
         self.say = say
         self._seen = _finished(output)  # what was there before the run is not news
+        # the sections this run keeps (bookgen.progress.start_count): each line counts one more,
+        # so "[N/11]" never repeats even when sections land in the same poll
+        self._done = read_count(state_root)[0]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="bookgen-progress", daemon=True)
 
@@ -77,12 +80,13 @@ class ProgressWatcher:
         self._seen = now
         if not new:
             return []
-        ids = self.section_ids()
-        done = sum(sid in now for sid in ids)
+        ids = set(self.section_ids())
         spent = run_spending(self.config, self.state_root)
-        lines = [progress_line(sid, done, len(ids), spent) for sid in new if sid in ids]
-        for line in lines:
-            self.say(line)
+        lines = []
+        for sid in (sid for sid in new if sid in ids):
+            self._done += 1
+            lines.append(progress_line(sid, self._done, len(ids), spent))
+            self.say(lines[-1])
         return lines
 
     def _loop(self) -> None:

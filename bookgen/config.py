@@ -11,6 +11,8 @@ from typing import Any
 
 from bookgen import paths
 from bookgen.pricing import window_bounds
+from bookgen.usage import load_schema
+from bookgen.validation import explain, first_error
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 CONFIG_SCHEMA = SCHEMA_DIR / "config.schema.yaml"
@@ -33,6 +35,23 @@ class Section:
 
     def spec(self) -> dict[str, Any]:
         return {"title": self.title, "key_points": list(self.key_points), "words": self.words}
+
+
+def validate_config(config: dict[str, Any]) -> None:
+    """Check ``config`` against ``schemas/config.schema.yaml`` and fill in its defaults, in place.
+
+    Strings are read as YAML where the schema wants a boolean or a number (``--config`` hands
+    ``response_cache=false`` over as ``'false'``). Raises ConfigError with one line: the field's
+    path, what is wrong and, for a misspelt key or value, the closest allowed one.
+    """
+    error = first_error(config, load_schema(CONFIG_SCHEMA.name))
+    if error is not None:
+        where, what = explain(error)
+        field = f" in {where}" if where else ""
+        raise ConfigError(
+            f"config error{field}: {what}. Fix it in your config file or --config "
+            f"(the schema: bookgen/schemas/{CONFIG_SCHEMA.name})."
+        )
 
 
 def sections_from_config(config: dict[str, Any]) -> list[Section]:

@@ -38,10 +38,10 @@ def hold_run_lock(root: Path = paths.STATE) -> None:
 
 
 @contextmanager
-def section_lock(sid: str, root: Path = paths.STATE, on_wait=None) -> Iterator[None]:
-    """Serialise writers of one section, e.g. a new run and a job process left running by a killed
-    one (jobs are processes of their own when the workflow profile is not used)."""
-    path = root / "locks" / f"section_{sid}.lock"
+def exclusive(path: Path, on_wait=None) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` for the block. Every ``open`` is its own lock holder,
+    so this excludes threads of one process as well as other processes; ``on_wait()`` is
+    called first when someone else holds it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -54,6 +54,12 @@ def section_lock(sid: str, root: Path = paths.STATE, on_wait=None) -> Iterator[N
         yield
     finally:
         os.close(fd)
+
+
+def section_lock(sid: str, root: Path = paths.STATE, on_wait=None):
+    """Serialise writers of one section, e.g. a new run and a job process left running by a killed
+    one (jobs are processes of their own when the workflow profile is not used)."""
+    return exclusive(root / "locks" / f"section_{sid}.lock", on_wait)
 
 
 def section_busy(sid: str, root: Path = paths.STATE) -> bool:

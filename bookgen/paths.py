@@ -88,3 +88,9 @@ def halt_file(root: Path = STATE) -> Path:
     """Written when an error makes the whole run pointless (bad key, no balance, unknown model);
     every section checks it before each API call. Cleared when the next run starts."""
     return root / "halt.json"
+
+
+def progress_counter(root: Path = STATE) -> Path:
+    """How many of the book's sections are done, counted by the running ``snakemake``: set when
+    it starts, raised by one (under a lock) by each section job that finishes."""
+    return root / "progress.json"

@@ -20,7 +20,7 @@ from bookgen.fsutil import atomic_write_json, atomic_write_text
 from bookgen.journal import CallJournal, ResponseCache
 from bookgen.locks import section_lock
 from bookgen.pricing import call_costs, format_usd
-from bookgen.progress import ProgressLog, announce
+from bookgen.progress import ProgressLog, announce, next_count
 from bookgen.prompts import continuation_messages, fixed_prompt_texts, section_messages
 from bookgen.quality import Context, echo_patterns
 from bookgen.request_identity import is_simulated, origin, request_key
@@ -372,9 +372,9 @@ def run_section_job(job: SectionJob) -> None:
             f"done: {doc['words']:,} words, {t['calls']} call(s), "
             f"{t['completion_tokens']:,} output tokens, cost {cost}"
         )
-        done = sum(paths.section_md(s.id).exists() for s in job.sections)
-        spent = run_spending(job.config, job.state_root)
-        announce(progress_line(job.section.id, done, len(job.sections), spent))
+        with next_count(len(job.sections), job.state_root) as done:
+            spent = run_spending(job.config, job.state_root)
+            announce(progress_line(job.section.id, done, len(job.sections), spent))
     except SectionFailed as e:
         writer.log.line(f"FAILED: {e}")
         failure = {"section": job.section.id, "error": str(e), "at": _iso(time.time())}

@@ -3,7 +3,7 @@
 import inspect
 import sys
 
-from bookgen import interrupt, jobs, paths
+from bookgen import interrupt, jobs, live, paths
 from bookgen.budget import check_budget_config, exhausted_message
 from bookgen.cluster import ProgressWatcher, kept_job_logs
 from bookgen.config import (
@@ -13,6 +13,7 @@ from bookgen.config import (
     missing_api_key_message,
     resolve_prompt_paths,
     section_fingerprint,
+    validate_config,
 )
 from bookgen.locks import LockBusy, hold_run_lock
 from bookgen.outline import (
@@ -24,11 +25,13 @@ from bookgen.outline import (
     section_index,
     topic_mode,
 )
+from bookgen.progress import start_count
 from bookgen.prompts import check_templates
 from bookgen.simulator import validate_config as validate_simulator_config
 from bookgen.status import failure_summary
 
 try:
+    validate_config(config)
     apply_topic_layering(config, workflow.config_settings.overwrite_config)
     resolve_prompt_paths(config, workflow.basedir)
     check_config(config)
@@ -133,9 +136,11 @@ def known_section_ids():
 
 def on_start(workflow):
     """Before any job: stop if a section needs the API and no key is set; clear old halts;
-    take the run lock; make Ctrl-C stop the sections in flight (bookgen.interrupt). When the
-    jobs run on a cluster, print each finished section here (bookgen.cluster)."""
-    writes_sections = any(j.rule.name in ("section", "outline") for j in workflow.dag.needrun_jobs())
+    take the run lock; start the count of finished sections; make Ctrl-C stop the sections in
+    flight (bookgen.interrupt). When the jobs run on a cluster, print each finished section here
+    (bookgen.cluster)."""
+    needrun = [j for j in workflow.dag.needrun_jobs() if j.rule.name in ("section", "outline")]
+    writes_sections = bool(needrun)
     message = missing_api_key_message(config) if writes_sections else None
     if writes_sections and not message:
         message = exhausted_message(config, SECTIONS)
@@ -146,6 +151,12 @@ def on_start(workflow):
     except LockBusy as err:
         sys.exit(str(err))
     paths.halt_file().unlink(missing_ok=True)
+    rewriting = {j.wildcards.sid for j in needrun if j.rule.name == "section"}
+    kept = sum(s.id not in rewriting and paths.section_md(s.id).exists() for s in SECTIONS)
+    start_count(kept, len(SECTIONS))
+    api = workflow.global_resources.get("api")
+    api = getattr(api, "value", api) or workflow.cores
+    live.register_run(config, SECTIONS, min(workflow.cores, int(api)))
     interrupt.install()
     if not workflow.local_exec:
         WATCHERS.append(ProgressWatcher(config, known_section_ids))

@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from snakemake.utils import validate
 
 REPO = Path(__file__).resolve().parent.parent
-CONFIG_SCHEMA = REPO / "bookgen" / "schemas" / "config.schema.yaml"
 
 # Money depends on the hour (DeepSeek's peak rates are twice its off-peak ones): every test, and
 # every snakemake or bookgen process a test starts, runs on bookgen's clock pinned to a Saturday
@@ -22,11 +20,11 @@ os.environ["BOOKGEN_CLOCK"] = PINNED_CLOCK
 
 def load_config(overrides: dict | None = None) -> dict:
     """The demo book's config, validated (defaults filled) and with prompt paths made absolute."""
-    from bookgen.config import resolve_prompt_paths
+    from bookgen.config import resolve_prompt_paths, validate_config
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config.update(copy.deepcopy(overrides or {}))
-    validate(config, str(CONFIG_SCHEMA))
+    validate_config(config)
     resolve_prompt_paths(config, REPO)
     return config
 

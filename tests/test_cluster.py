@@ -9,13 +9,15 @@ from pathlib import Path
 from bookgen import paths
 from bookgen.cluster import ProgressWatcher, kept_job_logs, slurm_job_line
 from bookgen.fsutil import atomic_write_json, atomic_write_text
+from bookgen.progress import start_count
 from bookgen.status import failure_summary
 from tests.test_budget import call_record, journal
 
 IDS = ["01", "02", "03"]
 
 
-def watcher(tmp_path: Path, said: list[str]) -> ProgressWatcher:
+def watcher(tmp_path: Path, said: list[str], kept: int = 0) -> ProgressWatcher:
+    start_count(kept, len(IDS), tmp_path / "state")  # as on_start does before the watcher
     return ProgressWatcher(
         {"provider": "deepseek"},
         lambda: IDS,
@@ -28,7 +30,7 @@ def watcher(tmp_path: Path, said: list[str]) -> ProgressWatcher:
 def test_each_section_a_job_finishes_is_announced_once_with_the_money_so_far(tmp_path):
     atomic_write_text(tmp_path / "output" / "section_01.md", "finished before the run\n")
     said: list[str] = []
-    w = watcher(tmp_path, said)
+    w = watcher(tmp_path, said, kept=1)
     assert w.poll() == []  # what was there at the start is not news
     journal(tmp_path / "state", "02", call_record("02", 0.0021))
     atomic_write_text(tmp_path / "output" / "section_02.md", "text\n")
@@ -42,6 +44,14 @@ def test_each_section_a_job_finishes_is_announced_once_with_the_money_so_far(tmp
         "[2/3] section_02 done · $0.0021 so far (150 tokens)",
         "[3/3] section_03 done · $0.0031 so far (300 tokens)",
     ]
+
+
+def test_sections_landing_in_one_poll_get_their_own_numbers(tmp_path):
+    said: list[str] = []
+    w = watcher(tmp_path, said)
+    for sid in IDS:
+        atomic_write_text(tmp_path / "output" / f"section_{sid}.md", "text\n")
+    assert [line.split(" section")[0] for line in w.poll()] == ["[1/3]", "[2/3]", "[3/3]"]
 
 
 def test_a_rewritten_section_is_announced_again(tmp_path):

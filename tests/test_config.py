@@ -7,8 +7,6 @@ import re
 
 import pytest
 import yaml
-from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
 from bookgen.config import (
     ConfigError,
@@ -17,9 +15,10 @@ from bookgen.config import (
     missing_api_key_message,
     section_fingerprint,
     sections_from_config,
+    validate_config,
 )
 from bookgen.prompts import check_templates
-from tests.conftest import CONFIG_SCHEMA, REPO
+from tests.conftest import REPO
 
 
 def raw_config() -> dict:
@@ -27,8 +26,8 @@ def raw_config() -> dict:
 
 
 def schema_error(config: dict) -> str:
-    with pytest.raises(WorkflowError) as info:
-        validate(config, str(CONFIG_SCHEMA))
+    with pytest.raises(ConfigError) as info:
+        validate_config(config)
     return str(info.value)
 
 
@@ -146,7 +145,7 @@ def test_an_impossible_peak_time_is_rejected_by_the_schema(window):
 
 def test_a_peak_window_that_wraps_midnight_is_valid(demo_config):
     config = set_peak_hours(raw_config(), ["22:00-02:00", "20:00-24:00"])
-    validate(config, str(CONFIG_SCHEMA))
+    validate_config(config)
     check_config(set_peak_hours(copy.deepcopy(demo_config), ["22:00-02:00"]))
 
 
@@ -162,6 +161,59 @@ def test_an_empty_peak_window_is_rejected(demo_config):
 def test_schedule_takes_now_or_off_peak(value):
     config = raw_config()
     config["schedule"] = value
-    validate(config, str(CONFIG_SCHEMA))
+    validate_config(config)
     config["schedule"] = "tonight"
     assert "schedule" in schema_error(config) and "tonight" in schema_error(config)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda c: c.update(respons_cache=False), "unknown key 'respons_cache' (did you mean "),
+        (lambda c: c["generation"].update(max_token=9000), "in generation: unknown key "),
+        (lambda c: c.update(provider="deepsek"), "(did you mean 'deepseek'?)"),
+        (lambda c: c["qc"].update(on_fail="warm"), "in qc.on_fail: 'warm' is not one of"),
+    ],
+)
+def test_schema_errors_are_one_short_line_with_a_hint(mutate, expected):
+    config = raw_config()
+    config.setdefault("generation", {})
+    config.setdefault("qc", {})
+    mutate(config)
+    message = schema_error(config)
+    assert expected in message
+    assert "\n" not in message and len(message) < 400
+
+
+def test_a_pasted_key_is_never_echoed():
+    config = raw_config()
+    config["api_key_env"] = "sk-live-0123456789abcdef"
+    message = schema_error(config)
+    assert "api_key_env" in message and "sk-live" not in message
+
+
+def test_strings_are_read_as_the_types_the_schema_asks_for():
+    """``--config`` hands values over as strings (``response_cache=false`` is ``'false'``)."""
+    config = raw_config()
+    config.update(
+        response_cache="false",
+        budget_usd="null",
+        generation={"max_tokens": "16000", "temperature": "0.3"},
+        book={**config["book"], "title": "1984"},
+    )
+    validate_config(config)
+    assert config["response_cache"] is False and config["budget_usd"] is None
+    assert config["generation"]["max_tokens"] == 16000
+    assert config["generation"]["temperature"] == 0.3
+    assert config["generation"]["max_continuations"] == 4  # defaults are filled in
+    assert config["book"]["title"] == "1984"  # a string where the schema wants one
+    config["response_cache"] = "perhaps"
+    assert "response_cache: 'perhaps' is not of type 'boolean'" in schema_error(config)
+
+
+def test_defaults_are_copies_not_the_schema_itself():
+    first, second = raw_config(), raw_config()
+    validate_config(first)
+    first["generation"]["extra_body"]["thinking"] = "x"
+    validate_config(second)
+    assert second["generation"]["extra_body"] == {}

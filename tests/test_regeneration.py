@@ -14,10 +14,15 @@ from typing import Any
 import pytest
 import yaml
 
-from bookgen.config import book_fingerprint, section_fingerprint, sections_from_config
+from bookgen.config import (
+    CONFIG_SCHEMA,
+    book_fingerprint,
+    section_fingerprint,
+    sections_from_config,
+)
 from bookgen.outline import outline_fingerprint
 from tests.book import Book, pending_sections
-from tests.conftest import CONFIG_SCHEMA, REPO, load_config
+from tests.conftest import REPO, load_config
 
 ROW = re.compile(r"^\| (.+?) \| (.+?) \| (.+?) \|$")
 

@@ -351,7 +351,7 @@ def test_config_validation_names_the_field() -> None:
         validate_config({"usage_shape": "anthropic"})
     with pytest.raises(ValueError, match=r"faults\[0\]\.kind.*Fix"):
         validate_config({"faults": [{"kind": "explode", "section": 1}]})
-    with pytest.raises(ValueError, match=r"seeed.*allowed keys"):
+    with pytest.raises(ValueError, match=r"unknown key 'seeed' \(did you mean 'seed'\?\)"):
         validate_config({"seeed": 1})
     with pytest.raises(ValueError, match="rate"):
         Simulator({"faults": [{"kind": "drop", "rate": 2}]})

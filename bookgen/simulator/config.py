@@ -12,6 +12,7 @@ import yaml
 
 from bookgen.simulator.defects import DefectRule
 from bookgen.simulator.rules import SelectorRule
+from bookgen.validation import coerce_strings, explain
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "simulator.schema.yaml"
 
@@ -97,13 +98,6 @@ def load_schema() -> dict[str, Any]:
     return yaml.load(SCHEMA_PATH.read_text(encoding="utf-8"), Loader=loader)
 
 
-def _path_str(path: Any) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "<top level>"
-
-
 def _fault_from_dict(d: dict[str, Any], index: int) -> FaultRule:
     return _rule_from_dict(FaultRule, d, f"faults[{index}]")
 
@@ -134,16 +128,15 @@ def validate_config(d: dict[str, Any] | None) -> SimulatorConfig:
             "Fix: write the settings as key: value pairs."
         )
     schema = load_schema()
+    coerce_strings(d, schema)  # --config simulator={tokens_per_s: 300} arrives as '300'
     validator = jsonschema.Draft202012Validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(d))
     if error is not None:
-        where = _path_str(error.absolute_path)
-        if error.validator == "additionalProperties":
-            allowed = sorted(error.schema.get("properties", {}))
-            hint = f"remove it or correct its spelling; allowed keys: {', '.join(allowed)}"
-        else:
-            hint = error.schema.get("description") or "see bookgen/schemas/simulator.schema.yaml"
-        raise ValueError(f"invalid simulator config at '{where}': {error.message}. Fix: {hint}")
+        where, what = explain(error)
+        raise ValueError(
+            f"invalid simulator config at '{where or '<top level>'}': {what}. "
+            "Fix: see bookgen/schemas/simulator.schema.yaml"
+        )
     names = {f.name for f in dataclasses.fields(SimulatorConfig)}
     kwargs = {k: v for k, v in d.items() if k in names}
     return SimulatorConfig(**kwargs)

@@ -1,0 +1,217 @@
+"""What the live display of a run shows, computed from Snakemake's job events and bookgen's files.
+
+The logger plugin (``snakemake_logger_plugin_bookgen``) feeds ``Board`` the job events it
+receives (in Snakemake's logging thread) and renders ``Board.lines()`` a few times a second (in
+the display's own thread). Everything here reads files the jobs write anyway: the counter of
+finished sections (bookgen.progress), each running section's log (its tokens so far and tokens
+per second), the call journals (money so far, bookgen.budget: real money, or in a simulated run
+what its calls would have cost). Section jobs do no extra work for the display.
+
+The ETA is ``bookgen estimate``'s per-section model (job time of each pending section), scaled by
+how long this run's finished sections took against that model, spread over the run's parallel
+slots (bookgen.estimate.makespan).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bookgen import paths
+from bookgen.budget import Spending, book_spending, run_spending
+from bookgen.config import Section
+from bookgen.estimate import RUN_OVERHEAD_S, estimate_book, format_duration, makespan
+from bookgen.pricing import format_usd
+from bookgen.progress import last_progress, read_count
+from bookgen.status import section_states
+
+BAR_WIDTH = 30
+MONEY_EVERY_S = 2.0  # the journals are read at most this often
+
+
+@dataclass
+class RunInfo:
+    """What the Snakefile knows when the run starts and the display needs for its ETA."""
+
+    config: dict[str, Any]
+    sections: list[Section]
+    slots: int  # sections written at once: min(--cores, the api resource)
+
+
+_run: RunInfo | None = None
+
+
+def register_run(config: dict[str, Any], sections: list[Section], slots: int) -> None:
+    """Called by the Snakefile's ``onstart``: costs nothing unless a display asks for it."""
+    global _run
+    _run = RunInfo(config, sections, max(1, slots))
+
+
+def registered_run() -> RunInfo | None:
+    return _run
+
+
+def predicted_job_times(run: RunInfo) -> dict[str, float]:
+    """Seconds each pending section's job should take, by ``bookgen estimate``'s model."""
+    states = section_states(run.config, run.sections)
+    est = estimate_book(run.config, run.sections, states, run.slots)
+    return {row["id"]: row["job_time_s"] for row in est["pending"]}
+
+
+def eta_s(
+    predicted: dict[str, float],
+    running: dict[str, float],
+    finished: dict[str, float],
+    pending: list[str],
+    slots: int,
+    now: float,
+) -> float:
+    """Seconds until the run ends: the model's job times, scaled by how this run's finished
+    sections (id: seconds taken) compared with it; ``running`` maps id to start time."""
+    measured = [(took, predicted[sid]) for sid, took in finished.items() if sid in predicted]
+    expected = sum(p for _, p in measured)
+    scale = sum(t for t, _ in measured) / expected if expected > 0 else 1.0
+    default = sum(predicted.values()) / len(predicted) if predicted else 0.0
+    left = [
+        max(0.0, predicted.get(sid, default) * scale - (now - start))
+        for sid, start in running.items()
+    ]
+    left += [predicted.get(sid, default) * scale for sid in pending]
+    return makespan(left, slots) + (RUN_OVERHEAD_S if left else 0.0)
+
+
+@dataclass
+class Board:
+    """The run as the display shows it. Event methods and ``lines`` may run in two threads."""
+
+    state_root: Path = paths.STATE
+    clock: Callable[[], float] = time.monotonic
+    run: RunInfo | None = None
+    jobs: dict[int, tuple[str, str | None]] = field(default_factory=dict)  # id: (rule, sid)
+    started: dict[int, float] = field(default_factory=dict)
+    section_times: dict[str, float] = field(default_factory=dict)  # finished in this run
+    failed: set[str] = field(default_factory=set)
+    other_failures: int = 0
+    finished_jobs: int = 0
+    t0: float = 0.0
+    ended: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _spent: Spending | None = None
+    _spent_at: float = -1e9
+    job_times: dict[str, float] | None = None  # the model's, per pending section; None: ask it
+
+    def __post_init__(self) -> None:
+        self.t0 = self.clock()
+
+    # Snakemake's job events ---------------------------------------------------------------
+    def job_info(self, jobid: int, rule: str, wildcards: dict[str, Any] | None) -> None:
+        with self._lock:
+            self.jobs[jobid] = (rule, (wildcards or {}).get("sid") if rule == "section" else None)
+
+    def job_started(self, jobids: list[int]) -> None:
+        now = self.clock()
+        with self._lock:
+            for jobid in jobids:
+                self.started[jobid] = now
+
+    def job_finished(self, jobid: int) -> None:
+        now = self.clock()
+        with self._lock:
+            start = self.started.pop(jobid, now)
+            sid = self.jobs.get(jobid, ("", None))[1]
+            if sid is not None:
+                self.section_times[sid] = now - start
+            self.finished_jobs += 1
+            self._spent_at = -1e9  # money changed: read it at the next refresh
+
+    def job_error(self, jobid: int) -> None:
+        with self._lock:
+            self.started.pop(jobid, None)
+            sid = self.jobs.get(jobid, ("", None))[1]
+            if sid is not None:
+                self.failed.add(sid)
+            else:
+                self.other_failures += 1
+            self._spent_at = -1e9
+
+    def end(self) -> None:
+        self.ended = True
+
+    # What the display reads ---------------------------------------------------------------
+    def spent(self) -> Spending:
+        now = self.clock()
+        if self._spent is None or now - self._spent_at >= MONEY_EVERY_S:
+            run = self.run or registered_run()
+            spent = (
+                run_spending(run.config, self.state_root)
+                if run and run.config
+                else book_spending(self.state_root)
+            )
+            self._spent, self._spent_at = spent, now
+        return self._spent
+
+    def predicted(self) -> dict[str, float]:
+        """The model's job time of each section pending when the display first asked (once)."""
+        if self.job_times is None:
+            run = self.run or registered_run()
+            try:
+                self.job_times = predicted_job_times(run) if run and run.sections else {}
+            except Exception:  # an estimate is a nicety: the display must never stop a run
+                self.job_times = {}
+        return self.job_times
+
+    def lines(self) -> list[str]:
+        """The display as plain text lines (the plugin styles nothing; a test reads these)."""
+        now = self.clock()
+        with self._lock:
+            running = {self.jobs.get(j, ("?", None)): start for j, start in self.started.items()}
+            failed = len(self.failed)
+        sections_running = {sid: start for (_, sid), start in running.items() if sid}
+        others = sorted(rule for (rule, sid) in running if not sid)
+        done, total = read_count(self.state_root)
+        pending = max(0, total - done - len(sections_running) - failed)
+        filled = round(BAR_WIDTH * done / total) if total else 0
+        bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+        out = [
+            f"[{bar}] {done}/{total} sections done · {len(sections_running)} running · "
+            f"{pending} pending · {failed} failed"
+        ]
+        for sid, start in sorted(sections_running.items()):
+            seen = last_progress(self.state_root.parent / paths.section_log(sid))
+            what = "starting"  # no token yet; the first progress line may say 0
+            if seen and seen[1]:
+                what = f"{seen[0]}: {seen[1]:,} tokens, {seen[2]:.1f} tokens/s"
+            out.append(f"  section_{sid}  {what}  ({format_duration(now - start)})")
+        if others:
+            out.append(f"  running: {', '.join(others)}")
+        spent = self.spent()
+        money = (
+            f"simulated, would have cost {format_usd(spent.cost_usd)} so far"  # as the [N/11] lines
+            if spent.simulated
+            else f"{format_usd(spent.cost_usd)} spent so far on this book"
+        ) + f" ({spent.tokens:,} tokens)"
+        elapsed = format_duration(now - self.t0)
+        if self.ended:
+            out.append(f"{money} · took {elapsed}")
+            return out
+        predicted = self.predicted()
+        waiting = [
+            sid
+            for sid in predicted
+            if sid not in sections_running
+            and sid not in self.section_times
+            and sid not in self.failed
+        ]
+        run = self.run or registered_run()
+        eta = None
+        if predicted and run is not None:
+            eta = eta_s(predicted, sections_running, self.section_times, waiting, run.slots, now)
+        out.append(
+            f"{money} · {elapsed} so far"
+            + ("" if eta is None else f" · ETA {format_duration(eta)}")
+        )
+        return out

@@ -1,0 +1,147 @@
+"""Snakemake logger plugin ``bookgen``: a live display of a bookgen run in a terminal.
+
+``snakemake --logger bookgen`` (the workflow profile sets it). In a terminal it replaces
+Snakemake's job blocks with one board, redrawn twice a second: sections done / running /
+pending / failed, each running section's tokens so far and tokens per second, the money spent
+so far on the book and an ETA (bookgen.live computes all of it). Errors, warnings and the
+"[N/11] section_NN done" lines still scroll above it. Anywhere else (a pipe, a file, CI, a dry
+run) it prints exactly what Snakemake prints without it.
+
+Snakemake finds logger plugins as top-level packages named ``snakemake_logger_plugin_*``;
+this one is part of the bookgen distribution (pyproject.toml), so ``pip install -e .`` brings it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+from snakemake.logging import ColorizingTextHandler, DefaultFilter, DefaultFormatter
+from snakemake_interface_logger_plugins.base import LogHandlerBase
+from snakemake_interface_logger_plugins.common import LogEvent
+
+from bookgen.live import Board
+
+REFRESH_PER_S = 2
+# Events the board shows instead of Snakemake's text for them.
+ON_THE_BOARD = {
+    LogEvent.JOB_INFO,
+    LogEvent.JOB_STARTED,
+    LogEvent.JOB_FINISHED,
+    LogEvent.PROGRESS,
+    LogEvent.RUN_INFO,
+    LogEvent.RESOURCES_INFO,
+    LogEvent.SHELLCMD,
+    LogEvent.GROUP_INFO,
+    LogEvent.WORKFLOW_STARTED,
+}
+# Snakemake's running commentary, which the board replaces (the full text stays in
+# .snakemake/log/, as always).
+CHATTER = (
+    "Select jobs to execute",
+    "Building DAG of jobs",
+    "Using shell:",
+    "Execute ",
+    "Provided cores:",
+    "Rules claiming more threads",
+    "Assuming unrestricted shared filesystem",
+    "Job stats:",
+)
+
+
+class BoardView:
+    """A rich renderable that draws the board's current lines."""
+
+    def __init__(self, board: Board) -> None:
+        self.board = board
+
+    def __rich__(self) -> Text:
+        try:
+            # cropped, not wrapped, in a narrow terminal: one board line stays one line
+            return Text("\n".join(self.board.lines()), no_wrap=True, overflow="ellipsis")
+        except Exception as e:  # never let a display problem end the refresh thread
+            return Text(f"(bookgen display: {e})")
+
+
+def is_terminal(stream: Any) -> bool:
+    return bool(getattr(stream, "isatty", lambda: False)()) and os.environ.get("TERM") != "dumb"
+
+
+class LogHandler(LogHandlerBase):
+    """Snakemake's plain handler where there is no terminal, the board where there is one."""
+
+    def __post_init__(self) -> None:
+        s = self.common_settings
+        self.stream = sys.stdout if s.stdout else sys.stderr
+        self.plain = ColorizingTextHandler(nocolor=s.nocolor, stream=self.stream)
+        self.plain.addFilter(
+            DefaultFilter(s.quiet, s.debug_dag, s.verbose, s.dryrun, s.printshellcmds)
+        )
+        self.plain.setFormatter(DefaultFormatter(s.quiet, s.show_failed_logs))
+        self.board: Board | None = None
+        self.live: Live | None = None
+        if is_terminal(self.stream) and not s.dryrun:
+            self.board = Board()
+            self.console = Console(file=self.stream)
+            self.live = Live(
+                BoardView(self.board),
+                console=self.console,
+                refresh_per_second=REFRESH_PER_S,
+                redirect_stdout=is_terminal(sys.stdout),
+                redirect_stderr=False,
+            )
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.board is None or self.live is None:
+            self.plain.handle(record)
+            return
+        event = getattr(record, "event", None)
+        if event == LogEvent.JOB_INFO:
+            self.board.job_info(record.jobid, record.rule_name, getattr(record, "wildcards", {}))
+            if not self.live.is_started:
+                self.live.start()
+        elif event == LogEvent.JOB_STARTED:
+            self.board.job_started(list(record.jobs))
+        elif event == LogEvent.JOB_FINISHED:
+            self.board.job_finished(record.job_id)
+        elif event == LogEvent.JOB_ERROR:
+            self.board.job_error(record.jobid)
+        if event in ON_THE_BOARD or not self.plain.filter(record):
+            return
+        if event is None and str(record.msg).startswith(CHATTER):
+            return
+        text = self.plain.format(record)
+        if text and text != "None":
+            self.console.print(Text(text), soft_wrap=True)
+
+    def close(self) -> None:
+        if self.live is not None and self.live.is_started and self.board is not None:
+            self.board.end()
+            self.live.refresh()
+            self.live.stop()
+        super().close()
+
+    @property
+    def writes_to_stream(self) -> bool:
+        return True
+
+    @property
+    def writes_to_file(self) -> bool:
+        return False
+
+    @property
+    def has_filter(self) -> bool:
+        return True
+
+    @property
+    def has_formatter(self) -> bool:
+        return True
+
+    @property
+    def needs_rulegraph(self) -> bool:
+        return False

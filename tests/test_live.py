@@ -1,0 +1,89 @@
+"""The live board's numbers (bookgen.live), without Snakemake: events in, lines out."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bookgen.live import Board, RunInfo, eta_s
+from bookgen.progress import ProgressLog, last_progress, next_count, start_count
+from bookgen.usage import zero_usage
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_eta_scales_the_model_by_the_measured_times_and_spreads_over_slots():
+    predicted = {"01": 10.0, "02": 10.0, "03": 10.0, "04": 10.0}
+    # Nothing measured yet: two running (4 s in), two waiting, two slots.
+    before = eta_s(predicted, {"01": 96.0, "02": 96.0}, {}, ["03", "04"], 2, now=100.0)
+    assert before == pytest.approx(6 + 10 + 4.0)  # + the run's own overhead (reports, exit)
+    # The first two took twice the model: the rest is expected to as well.
+    after = eta_s(predicted, {}, {"01": 20.0, "02": 20.0}, ["03", "04"], 2, now=100.0)
+    assert after == pytest.approx(20 + 4.0)
+    assert eta_s(predicted, {}, {"01": 20.0}, [], 2, now=100.0) == 0.0
+
+
+def test_last_progress_reads_the_running_call_of_this_attempt_only(tmp_path):
+    path = tmp_path / "section_05.log"
+    log = ProgressLog(path, "section_05", interval_s=0)
+    log.line("writing 'Memory' (300 words target)")
+    log.progress("call 1 (write)", 1234, 10.0)
+    log.close()
+    assert last_progress(path) == ("call 1 (write)", 1234, 123.4)
+    log = ProgressLog(path, "section_05", interval_s=0)  # the next run appends to the same log
+    log.line("writing 'Memory' (300 words target)")
+    log.close()
+    assert last_progress(path) is None
+    assert last_progress(tmp_path / "missing.log") is None
+
+
+def journal_call(root, sid: str, cost: float) -> None:
+    call = {**zero_usage(), "section": sid, "status": "ok", "usage_reported": True}
+    call.update(prompt_tokens=100, completion_tokens=50, cost_usd=cost, duration_s=1.0)
+    call.update(estimated_prompt_tokens=0, estimated_completion_tokens=0)
+    call.update(estimated_cost_usd=None, call_id="c" + sid)
+    path = root / "calls" / f"section_{sid}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(call) + "\n")
+
+
+def test_board_counts_sections_and_shows_running_ones_with_their_speed(tmp_path):
+    state = tmp_path / ".bookgen"
+    clock = FakeClock()
+    board = Board(state_root=state, clock=clock, run=RunInfo({}, [], 2))
+    board.job_times = {"01": 10.0, "02": 10.0, "03": 10.0}  # what estimate_book would give
+    start_count(0, 3, state)
+    for jobid, sid in ((1, "01"), (2, "02"), (3, "03")):
+        board.job_info(jobid, "section", {"sid": sid})
+    board.job_info(9, "cost_report", {})
+    board.job_started([1, 2])
+    clock.t += 4
+    log = ProgressLog(tmp_path / "output" / "logs" / "section_01.log", "section_01", 0)
+    log.line("writing 'Bits' (300 words target)")
+    log.progress("call 1 (write)", 800, 4.0)
+    log.close()
+    lines = board.lines()
+    assert lines[0].endswith("0/3 sections done · 2 running · 1 pending · 0 failed")
+    assert "  section_01  call 1 (write): 800 tokens, 200.0 tokens/s  (4 s)" in lines
+    assert "  section_02  starting  (4 s)" in lines
+    assert lines[-1].startswith("$0.0000 spent so far on this book (0 tokens) · 4 s so far · ETA")
+
+    journal_call(state, "01", 0.0012)
+    with next_count(3, state):
+        pass
+    board.job_finished(1)
+    board.job_error(2)
+    board.job_started([3, 9])
+    lines = board.lines()
+    assert lines[0].endswith("1/3 sections done · 1 running · 0 pending · 1 failed")
+    assert "  running: cost_report" in lines
+    assert "$0.0012 spent so far on this book (150 tokens)" in lines[-1]
+    board.end()
+    assert board.lines()[-1] == "$0.0012 spent so far on this book (150 tokens) · took 4 s"
