@@ -7,7 +7,11 @@
 #   snakemake --cores 2 --configfile my-topic.yaml   a book from a topic: outline first
 # Defaults users should not have to type live in profiles/default/config.yaml.
 
+import sys
+
 from snakemake.utils import min_version, validate
+
+from bookgen.config import ConfigError, check_api_key_env
 
 min_version("9.0")
 
@@ -15,6 +19,10 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+try:
+    check_api_key_env(config)  # before the schema, whose message would quote a pasted key
+except ConfigError as err:
+    sys.exit(str(err))
 validate(config, "bookgen/schemas/config.schema.yaml")
 
 

@@ -31,7 +31,7 @@ def load_book_config(configfiles: list[str], overrides: list[str]) -> dict[str, 
     from snakemake.utils import update_config, validate
 
     from bookgen.budget import check_budget_config
-    from bookgen.config import check_config, resolve_prompt_paths
+    from bookgen.config import check_api_key_env, check_config, resolve_prompt_paths
     from bookgen.outline import apply_topic_layering
     from bookgen.prompts import check_templates
     from bookgen.simulator import validate_config as validate_simulator_config
@@ -52,7 +52,10 @@ def load_book_config(configfiles: list[str], overrides: list[str]) -> dict[str, 
         cli_layer = parse_config(overrides)
         update_config(config, cli_layer)
         update_config(command_line, cli_layer)
+        check_api_key_env(config)  # before the schema, whose message would quote a pasted key
         validate(config, str(CONFIG_SCHEMA))
+    except ConfigError:
+        raise
     except Exception as e:  # snakemake's WorkflowError / ValueError carry the field and value
         raise ConfigError(f"config error: {e}") from None
     apply_topic_layering(config, command_line)

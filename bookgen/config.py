@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bookgen import paths
 from bookgen.pricing import window_bounds
+from bookgen.redact import looks_like_key
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 CONFIG_SCHEMA = SCHEMA_DIR / "config.schema.yaml"
@@ -62,6 +64,24 @@ def resolve_prompt_paths(config: dict[str, Any], workflow_dir: str | Path) -> No
         config["prompts"][name] = str(path.resolve()) if path.exists() else value
 
 
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_api_key_env(config: dict[str, Any]) -> None:
+    """Reject an ``api_key_env`` that is not a variable name, without echoing it: it is most
+    likely the key itself, pasted by mistake. Run before the schema, whose message would quote
+    the value."""
+    value = config.get("api_key_env")
+    if not isinstance(value, str) or (ENV_NAME_RE.fullmatch(value) and not looks_like_key(value)):
+        return
+    looks = "it looks like an API key itself" if looks_like_key(value) else "it is no such name"
+    raise ConfigError(
+        f"config error in api_key_env: it must be the NAME of the environment variable that "
+        f"holds the key, and {looks} (the value is not shown). Put the key in a variable "
+        "(export DEEPSEEK_API_KEY=...) and set api_key_env: DEEPSEEK_API_KEY."
+    )
+
+
 def duplicate_title(entries: list[dict[str, Any]]) -> tuple[int, int] | None:
     """``(index, earlier index)`` of the first section entry whose title repeats an earlier
     one (ignoring case and spacing), or None."""
@@ -108,6 +128,13 @@ def check_config(config: dict[str, Any]) -> None:
                 raise ConfigError(
                     f"config error in prices.{model}.peak.hours_utc[{i}]: {e}."
                 ) from None
+    gen = config["generation"]
+    both = sorted(set(gen["omit"]) & set(gen["rename"]))
+    if both:
+        raise ConfigError(
+            f"config error in generation.rename: {both[0]} is also in generation.omit; a field "
+            "is either left out or renamed, not both."
+        )
     if config["provider"] != "simulator" and config["base_url"].rstrip("/").endswith(
         "/chat/completions"
     ):
@@ -146,12 +173,21 @@ def book_fingerprint(config: dict[str, Any]) -> dict[str, str]:
     """The parts of every section's fingerprint that the whole book shares (computed once)."""
     gen = config["generation"]
     templates = [template_text(config, "system"), template_text(config, "section")]
+    # An omitted field shapes the text too (the provider's default applies); listed only when
+    # set, so books written before `omit` existed keep their fingerprints.
+    omitted = [f"omit={json.dumps(sorted(gen['omit']))}"] if gen.get("omit") else []
     return {
         "book": f"book settings #{_digest(config['book'])}",
         "model": f"model: {config['provider']}:{config['model']}",
         "generation": "generation: "
         + ", ".join(
-            f"{k}={json.dumps(gen[k], sort_keys=True)}" for k in GENERATION_KEYS_THAT_SHAPE_TEXT
+            [
+                *(
+                    f"{k}={json.dumps(gen[k], sort_keys=True)}"
+                    for k in GENERATION_KEYS_THAT_SHAPE_TEXT
+                ),
+                *omitted,
+            ]
         ),
         "prompts": f"prompt templates #{_digest(templates)}",
     }

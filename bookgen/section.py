@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from bookgen import clock, interrupt, paths
 from bookgen.budget import BudgetReached, begin_call, end_call, progress_line, run_spending
-from bookgen.client import CallOutcome, shared_client, stream_call
+from bookgen.client import CallOutcome, endpoint_request, shared_client, stream_call
 from bookgen.config import Section, template_text
 from bookgen.fsutil import atomic_write_json, atomic_write_text
 from bookgen.journal import CallJournal, ResponseCache
@@ -23,6 +22,7 @@ from bookgen.pricing import call_costs, format_usd
 from bookgen.progress import ProgressLog, announce
 from bookgen.prompts import continuation_messages, fixed_prompt_texts, section_messages
 from bookgen.quality import Context, echo_patterns
+from bookgen.redact import api_key, redact
 from bookgen.request_identity import is_simulated, origin, request_key
 from bookgen.retry import Backoff, GiveUp
 from bookgen.schedule import wait_for_off_peak
@@ -61,16 +61,6 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
 
 
-def redact(text: str | None, secrets: list[str]) -> str | None:
-    """Remove secret values from a message that might echo them."""
-    if text is None:
-        return None
-    for s in secrets:
-        if s and len(s) >= 6:
-            text = text.replace(s, "[REDACTED]")
-    return text
-
-
 class SectionWriter:
     """Writes one section with the configured endpoint; see ``write``."""
 
@@ -96,7 +86,7 @@ class SectionWriter:
         )
         self.backoff = Backoff.from_config(job.config["retry"])
         self.log = ProgressLog(job.log, f"section_{self.sid}")
-        self.secrets = [os.environ.get(job.config["api_key_env"], "")]
+        self.secrets = [api_key(job.config)]
         self.origin = origin(job.config)  # provider, endpoint, simulated: in every call record
         self.calls_made = 0
         self.qc: dict[str, Any] | None = None  # quality control's record, once written
@@ -116,7 +106,7 @@ class SectionWriter:
         if gen["extra_body"]:
             req["extra_body"] = gen["extra_body"]
         req.update(options or {})
-        return req
+        return endpoint_request(req, gen)  # what is sent is what is hashed and cached
 
     def _record(
         self, out: CallOutcome, purpose: str, key: str, messages: list, call_id: str

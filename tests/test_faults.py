@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from bookgen.client import make_client
-from bookgen.config import book_fingerprint, section_fingerprint, sections_from_config
+from bookgen.config import (
+    book_fingerprint,
+    section_fingerprint,
+    sections_from_config,
+    template_text,
+)
+from bookgen.journal import request_hash
+from bookgen.prompts import section_messages
 from bookgen.section import SectionFailed, SectionJob, SectionWriter, run_section_job
 from bookgen.simulator import Simulator, serve
 from bookgen.usage import TOKEN_FIELDS, sum_calls
@@ -141,8 +148,7 @@ def test_retry_after_beyond_total_wait_cap_fails_with_explanation(tmp_path):
     [
         ("http_401", "API key was rejected"),
         ("http_402", "insufficient balance"),
-        ("http_400_model", "Model Not Exist"),
-        ("http_422", "rejected the request parameters"),
+        ("http_400_model", "Model Not Exist.*model is unknown"),
     ],
 )
 def test_fatal_errors_stop_the_whole_run(tmp_path, kind, cause):
@@ -158,6 +164,54 @@ def test_fatal_errors_stop_the_whole_run(tmp_path, kind, cause):
     with pytest.raises(SectionFailed, match="run was stopped because"):
         other_writer.write()
     assert journal(other_writer) == []
+
+
+@pytest.mark.parametrize(
+    ("sim", "cause"),
+    [
+        ({"faults": [{"kind": "http_422"}]}, "HTTP 422: Failed to deserialize"),
+        (
+            {"reject_params": ["temperature"]},
+            r"HTTP 400: Unsupported parameter: 'temperature'.*field `temperature`.*generation.omit",
+        ),
+        (
+            {"context_window": 2000},
+            "maximum context length is 2000 tokens.*too long for the model",
+        ),
+    ],
+)
+def test_a_rejected_request_fails_only_its_section(tmp_path, sim, cause):
+    """Context too long, a parameter the model does not take: this section fails with the
+    provider's message; the run goes on (no halt), unlike a bad key or an unknown model."""
+    job = make_job(tmp_path, sim=sim)
+    writer = SectionWriter(job, sleep=Sleeps())
+    with pytest.raises(SectionFailed, match=cause):
+        writer.write()
+    assert len(journal(writer)) == 1  # not retried
+    assert not (job.state_root / "halt.json").exists()
+
+
+def test_request_fields_are_omitted_or_renamed_as_configured(tmp_path):
+    """OpenAI's reasoning models: no temperature, max_completion_tokens for max_tokens."""
+    sim = {"reject_params": ["temperature", "max_tokens"]}
+    gen = {"max_tokens": 200, "omit": ["temperature"]}
+    gen["rename"] = {"max_tokens": "max_completion_tokens"}
+    job = make_job(tmp_path, sim=sim, generation=gen)
+    writer = SectionWriter(job, sleep=Sleeps())
+    assert writer.write() == clean_text(tmp_path)
+    calls = journal(writer)
+    # The renamed limit was applied (the reply was cut and continued) ...
+    assert calls[0]["finish_reason"] == "length" and len(calls) >= 3
+    # ... and the request's identity is that of the request sent.
+    sent = writer._request(section_messages_for(job))
+    assert "temperature" not in sent and sent["max_completion_tokens"] == 200
+    assert calls[0]["request_hash"] == request_hash(sent)
+
+
+def section_messages_for(job: SectionJob) -> list[dict]:
+    cfg = job.config
+    system, task = template_text(cfg, "system"), template_text(cfg, "section")
+    return section_messages(system, task, cfg["book"], job.sections, job.section)
 
 
 def test_content_filter_is_not_retried_and_is_reported(tmp_path):
