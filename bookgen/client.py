@@ -254,6 +254,9 @@ def stream_call(
     except openai.APIError as e:  # an {"error": ...} event in the middle of a stream
         out.error_kind = "transient"
         out.error = f"error reported mid-stream: {e.message}"
+    except json.JSONDecodeError as e:  # the SDK json.loads every `data:` line
+        out.error_kind = "transient"
+        out.error = f"the provider sent a malformed stream chunk ({e.msg} at character {e.pos})"
     # Providers and gateways may quote the key they were sent: no error text leaves here with it.
     out.error = redact(out.error, [client.api_key])
     out.text = "".join(parts)

@@ -4,12 +4,13 @@ token the provider billed is on record."""
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
 import pytest
 
-from bookgen.client import make_client
+from bookgen.client import make_client, stream_call
 from bookgen.config import (
     book_fingerprint,
     section_fingerprint,
@@ -17,7 +18,7 @@ from bookgen.config import (
     template_text,
 )
 from bookgen.journal import request_hash
-from bookgen.prompts import section_messages
+from bookgen.prompts import continuation_messages, section_messages
 from bookgen.section import SectionFailed, SectionJob, SectionWriter, run_section_job
 from bookgen.simulator import Simulator, serve
 from bookgen.usage import TOKEN_FIELDS, sum_calls
@@ -240,6 +241,57 @@ def test_cut_stream_keeps_what_arrived_and_continues(tmp_path, kind):
     full = sum_calls(SectionWriter(make_job(tmp_path / "c2")).journal.records())
     assert second["completion_tokens"] < 0.6 * full["completion_tokens"]
     assert_reconciles(job, journal(writer))
+
+
+def test_a_malformed_stream_chunk_is_retried(tmp_path):
+    """A `data:` line cut inside its JSON (the SDK raises json.JSONDecodeError): transient."""
+    job = make_job(tmp_path, [{"kind": "malformed_chunk", "section": 2, "times": 1}])
+    writer = SectionWriter(job, sleep=Sleeps())
+    assert writer.write() == clean_text(tmp_path)
+    first, second = journal(writer)
+    assert first["status"] == "failed" and "malformed stream chunk" in first["error"]
+    assert second["status"] == "ok" and second["purpose"] == "continue"
+
+
+def test_an_empty_cut_off_reply_is_not_sent_again(tmp_path):
+    """All reasoning, no text, finish_reason length: the same request would be cut the same
+    way, so it fails at once with what to change (not max_continuations more calls)."""
+    sim = {"thinking": True, "reasoning_fraction": 1.0}
+    job = make_job(tmp_path, sim=sim, generation={"max_tokens": 16}, response_cache=False)
+    writer = SectionWriter(job, sleep=Sleeps())
+    with pytest.raises(SectionFailed, match=r"cut off by max_tokens before any text.*reasoning"):
+        writer.write()
+    assert [c["finish_reason"] for c in journal(writer)] == ["length"]
+
+
+def test_an_unexpected_exception_ends_in_a_note_and_a_fresh_write(tmp_path):
+    job = make_job(tmp_path)
+    template = job.config["prompts"]["section"]
+    job.config["prompts"]["section"] = str(tmp_path / "deleted-while-running.md")
+    with pytest.raises(SectionFailed, match="unexpected error: FileNotFoundError"):
+        run_section_job(job)
+    note = json.loads((job.state_root / "failures" / "section_02.json").read_text())
+    assert note["fresh"] is True and "deleted-while-running.md" in note["error"]
+    assert "Traceback" in job.log.read_text()
+    job.config["prompts"]["section"] = template
+    assert SectionWriter(job).fresh  # the next run replays nothing
+    run_section_job(job)
+    assert job.out_md.exists() and not (job.state_root / "failures" / "section_02.json").exists()
+
+
+def test_no_request_carries_an_empty_assistant_turn(tmp_path):
+    with pytest.raises(ValueError, match="empty assistant turn"):
+        continuation_messages([{"role": "user", "content": "Write."}], " \n")
+    # The simulator, like the providers, rejects one.
+    job = make_job(tmp_path)
+    client = make_client(job.config, job.state_root)
+    messages = [
+        {"role": "user", "content": "Write."},
+        {"role": "assistant", "content": ""},
+        {"role": "user", "content": "Continue."},
+    ]
+    out = stream_call(client, {"model": "deepseek-flash", "messages": messages})
+    assert out.status_code == 400 and "string too short" in out.error
 
 
 def test_finish_length_is_continued(tmp_path):
