@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx2
 
-from bookgen import clock, paths
+from bookgen import clock, interrupt, paths
 from bookgen.redact import redact
 from bookgen.request_identity import SIMULATOR_BASE_URL
 from bookgen.tokens import count_tokens
@@ -200,35 +201,38 @@ def stream_call(
             stream=True,
             stream_cls=openai.Stream[object],
         )
-        for chunk in stream:
-            if chunk.get("usage") is not None:
-                out.usage = parse_usage(chunk["usage"])
-            for choice in chunk.get("choices") or ():
-                delta = choice.get("delta")
-                if delta is not None:
-                    if delta.get("content"):
-                        parts.append(delta["content"])
-                        received += len(delta["content"])
-                    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-                    if reasoning:
-                        out.reasoning_chars += len(reasoning)
-                        received += len(reasoning)
-                if choice.get("finish_reason"):
-                    out.finish_reason = choice["finish_reason"]
-            if on_progress is not None and received:
-                on_progress(received // CHARS_PER_TOKEN, time.monotonic() - t0)
-            if should_stop is not None and out.finish_reason is None and should_stop():
-                stream.close()
-                out.error = "interrupted (Ctrl-C) while the reply was streaming"
-                out.error_kind = "stopped"
-                break
-        else:  # the stream ended by itself: did the reply?
-            if out.finish_reason is None:
-                out.error = "the stream ended before the reply was finished (no finish reason)"
-                out.error_kind = "transient"
-            elif out.finish_reason in TRANSIENT_FINISH_REASONS:
-                out.error = f"the provider stopped the reply: finish_reason {out.finish_reason}"
-                out.error_kind = "transient"
+        # Ctrl-C shuts the connection down: a read waiting for a first token that may be
+        # minutes away (keep-alives only) returns at once instead of at the timeout.
+        with interrupt.abandoned_on_stop(lambda: _shut_down(stream)):
+            for chunk in stream:
+                if chunk.get("usage") is not None:
+                    out.usage = parse_usage(chunk["usage"])
+                for choice in chunk.get("choices") or ():
+                    delta = choice.get("delta")
+                    if delta is not None:
+                        if delta.get("content"):
+                            parts.append(delta["content"])
+                            received += len(delta["content"])
+                        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+                        if reasoning:
+                            out.reasoning_chars += len(reasoning)
+                            received += len(reasoning)
+                    if choice.get("finish_reason"):
+                        out.finish_reason = choice["finish_reason"]
+                if on_progress is not None and received:
+                    on_progress(received // CHARS_PER_TOKEN, time.monotonic() - t0)
+                if should_stop is not None and out.finish_reason is None and should_stop():
+                    stream.close()
+                    out.error = "interrupted (Ctrl-C) while the reply was streaming"
+                    out.error_kind = "stopped"
+                    break
+            else:  # the stream ended by itself: did the reply?
+                if out.finish_reason is None:
+                    out.error = "the stream ended before the reply was finished (no finish reason)"
+                    out.error_kind = "transient"
+                elif out.finish_reason in TRANSIENT_FINISH_REASONS:
+                    out.error = f"the provider stopped the reply: finish_reason {out.finish_reason}"
+                    out.error_kind = "transient"
     except openai.APIStatusError as e:
         out.status_code = e.status_code
         out.retry_after_s = parse_retry_after(e.response.headers)
@@ -257,11 +261,23 @@ def stream_call(
     except json.JSONDecodeError as e:  # the SDK json.loads every `data:` line
         out.error_kind = "transient"
         out.error = f"the provider sent a malformed stream chunk ({e.msg} at character {e.pos})"
+    if out.error_kind == "transient" and should_stop is not None and should_stop():
+        out.error_kind = "stopped"  # the read was cut by Ctrl-C (see _shut_down), not the provider
+        out.error = "interrupted (Ctrl-C) while waiting for the reply"
     # Providers and gateways may quote the key they were sent: no error text leaves here with it.
     out.error = redact(out.error, [client.api_key])
     out.text = "".join(parts)
     out.duration_s = time.monotonic() - t0
     return out
+
+
+def _shut_down(stream: openai.Stream[object]) -> None:
+    """Shut the reply's connection down, from any thread: a read blocked on it returns at once
+    (closing the socket alone would not wake it). The in-process simulator has no socket."""
+    network = stream.response.extensions.get("network_stream")
+    sock = network.get_extra_info("socket") if network is not None else None
+    if sock is not None:
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def unknown_model(e: openai.APIStatusError) -> bool:
