@@ -173,9 +173,10 @@ def book_fingerprint(config: dict[str, Any]) -> dict[str, str]:
     """The parts of every section's fingerprint that the whole book shares (computed once)."""
     gen = config["generation"]
     templates = [template_text(config, "system"), template_text(config, "section")]
-    # An omitted field shapes the text too (the provider's default applies); listed only when
-    # set, so books written before `omit` existed keep their fingerprints.
-    omitted = [f"omit={json.dumps(sorted(gen['omit']))}"] if gen.get("omit") else []
+    # An omitted temperature shapes the text too (the provider's default applies); listed only
+    # when set, so books written before `omit` existed keep their fingerprints.
+    shaping = sorted(k for k in gen.get("omit") or () if k in GENERATION_KEYS_THAT_SHAPE_TEXT)
+    omitted = [f"omit={json.dumps(shaping)}"] if shaping else []
     return {
         "book": f"book settings #{_digest(config['book'])}",
         "model": f"model: {config['provider']}:{config['model']}",
