@@ -17,8 +17,8 @@ from bookgen.config import (
     sections_from_config,
     template_text,
 )
-from bookgen.journal import request_hash
 from bookgen.prompts import continuation_messages, section_messages
+from bookgen.request_identity import request_key
 from bookgen.section import SectionFailed, SectionJob, SectionWriter, run_section_job
 from bookgen.simulator import Simulator, serve
 from bookgen.usage import TOKEN_FIELDS, sum_calls
@@ -206,7 +206,7 @@ def test_request_fields_are_omitted_or_renamed_as_configured(tmp_path):
     # ... and the request's identity is that of the request sent.
     sent = writer._request(section_messages_for(job))
     assert "temperature" not in sent and sent["max_completion_tokens"] == 200
-    assert calls[0]["request_hash"] == request_hash(sent)
+    assert calls[0]["request_hash"] == request_key(job.config, sent)
 
 
 def section_messages_for(job: SectionJob) -> list[dict]:
