@@ -255,7 +255,7 @@ class SectionWriter:
         while True:
             # Never an empty assistant turn: with nothing received yet, ask again from the start.
             messages = continuation_messages(base, text) if text.strip() else base
-            out = self.call(messages, purpose if not text else "continue", request_options)
+            out = self.call(messages, purpose if not text.strip() else "continue", request_options)
             if out.error_kind == "fatal":
                 self._halt_run(f"section {self.sid} got {out.error}")
                 raise SectionFailed(redact(out.error, self.secrets) or "fatal error")
