@@ -113,11 +113,12 @@ def prompt_tokens(messages: list[dict[str, str]]) -> int:
 
 
 def worst_case_usd(config: dict[str, Any], request: dict[str, Any]) -> float | None:
-    """The most one chat ``request`` can cost: all input missing the cache, its ``max_tokens``
-    of output, the model's highest rates; None when the model has no price."""
+    """The most one chat ``request`` can cost: all input missing the cache,
+    ``generation.max_tokens`` of output (whatever name the request sends it under), the model's
+    highest rates; None when the model has no price."""
     rates = highest_rates(config["prices"], request["model"])
     prompt = int(prompt_tokens(request["messages"]) * PROMPT_MARGIN)
-    return cost_usd(rates, 0, prompt, int(request["max_tokens"]))
+    return cost_usd(rates, 0, prompt, int(config["generation"]["max_tokens"]))
 
 
 # Worst cases of the calls begun and not yet journaled in this process, by call id.

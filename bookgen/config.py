@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bookgen import paths
 from bookgen.pricing import window_bounds
+from bookgen.redact import looks_like_key
 from bookgen.usage import load_schema
 from bookgen.validation import explain, first_error
 
@@ -42,8 +44,10 @@ def validate_config(config: dict[str, Any]) -> None:
 
     Strings are read as YAML where the schema wants a boolean or a number (``--config`` hands
     ``response_cache=false`` over as ``'false'``). Raises ConfigError with one line: the field's
-    path, what is wrong and, for a misspelt key or value, the closest allowed one.
+    path, what is wrong and, for a misspelt key or value, the closest allowed one. A key pasted
+    into ``api_key_env`` is rejected first, without being echoed.
     """
+    check_api_key_env(config)
     error = first_error(config, load_schema(CONFIG_SCHEMA.name))
     if error is not None:
         where, what = explain(error)
@@ -79,6 +83,23 @@ def resolve_prompt_paths(config: dict[str, Any], workflow_dir: str | Path) -> No
             if candidate.exists():
                 path = candidate
         config["prompts"][name] = str(path.resolve()) if path.exists() else value
+
+
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_api_key_env(config: dict[str, Any]) -> None:
+    """Reject an ``api_key_env`` that is not a variable name, without echoing it: it is most
+    likely the key itself, pasted by mistake (``validate_config`` runs it first)."""
+    value = config.get("api_key_env")
+    if not isinstance(value, str) or (ENV_NAME_RE.fullmatch(value) and not looks_like_key(value)):
+        return
+    looks = "it looks like an API key itself" if looks_like_key(value) else "it is no such name"
+    raise ConfigError(
+        f"config error in api_key_env: it must be the NAME of the environment variable that "
+        f"holds the key, and {looks} (the value is not shown). Put the key in a variable "
+        "(export DEEPSEEK_API_KEY=...) and set api_key_env: DEEPSEEK_API_KEY."
+    )
 
 
 def duplicate_title(entries: list[dict[str, Any]]) -> tuple[int, int] | None:
@@ -127,6 +148,13 @@ def check_config(config: dict[str, Any]) -> None:
                 raise ConfigError(
                     f"config error in prices.{model}.peak.hours_utc[{i}]: {e}."
                 ) from None
+    gen = config["generation"]
+    both = sorted(set(gen["omit"]) & set(gen["rename"]))
+    if both:
+        raise ConfigError(
+            f"config error in generation.rename: {both[0]} is also in generation.omit; a field "
+            "is either left out or renamed, not both."
+        )
     if config["provider"] != "simulator" and config["base_url"].rstrip("/").endswith(
         "/chat/completions"
     ):
@@ -165,12 +193,22 @@ def book_fingerprint(config: dict[str, Any]) -> dict[str, str]:
     """The parts of every section's fingerprint that the whole book shares (computed once)."""
     gen = config["generation"]
     templates = [template_text(config, "system"), template_text(config, "section")]
+    # An omitted temperature shapes the text too (the provider's default applies); listed only
+    # when set, so books written before `omit` existed keep their fingerprints.
+    shaping = sorted(k for k in gen.get("omit") or () if k in GENERATION_KEYS_THAT_SHAPE_TEXT)
+    omitted = [f"omit={json.dumps(shaping)}"] if shaping else []
     return {
         "book": f"book settings #{_digest(config['book'])}",
         "model": f"model: {config['provider']}:{config['model']}",
         "generation": "generation: "
         + ", ".join(
-            f"{k}={json.dumps(gen[k], sort_keys=True)}" for k in GENERATION_KEYS_THAT_SHAPE_TEXT
+            [
+                *(
+                    f"{k}={json.dumps(gen[k], sort_keys=True)}"
+                    for k in GENERATION_KEYS_THAT_SHAPE_TEXT
+                ),
+                *omitted,
+            ]
         ),
         "prompts": f"prompt templates #{_digest(templates)}",
     }

@@ -3,19 +3,27 @@
 Python delivers SIGINT to the main thread only, where Snakemake turns it into "cancel the
 jobs" and then waits for their threads. ``install`` (called at the run's start) adds a step in
 front: the first Ctrl-C sets a flag that every writer checks between streamed chunks, before
-each request and during retry waits, so the sections in flight stop within moments and record
-what their cut calls cost. A second Ctrl-C ends the process at once.
+each request and during retry waits, and shuts down the connections of the replies in flight
+(``abandoned_on_stop``), so a thread waiting for a first token that may be minutes away returns
+at once. The sections in flight stop within moments and record what their cut calls cost. A
+second Ctrl-C ends the process at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 _stop = threading.Event()
+# What the first Ctrl-C closes: one callable per reply in flight. An RLock, because the signal
+# handler runs in the main thread, which may itself be inside ``abandoned_on_stop``.
+_in_flight: dict[int, Callable[[], None]] = {}
+_in_flight_lock = threading.RLock()
 
 
 def stopping() -> bool:
@@ -29,8 +37,30 @@ def sleep(seconds: float) -> None:
 
 
 def request_stop() -> None:
-    """What the first Ctrl-C does (also for tests)."""
+    """What the first Ctrl-C does (also for tests): set the flag, close the replies in flight."""
     _stop.set()
+    with _in_flight_lock:
+        closers = list(_in_flight.values())
+    for close in closers:
+        with contextlib.suppress(OSError):
+            close()
+
+
+@contextlib.contextmanager
+def abandoned_on_stop(close: Callable[[], None]) -> Iterator[None]:
+    """While inside, the first Ctrl-C calls ``close`` (e.g. shuts down a streaming reply's
+    socket, so the thread blocked reading it returns at once)."""
+    key = id(close)
+    with _in_flight_lock:
+        _in_flight[key] = close
+    try:
+        if stopping():
+            with contextlib.suppress(OSError):
+                close()
+        yield
+    finally:
+        with _in_flight_lock:
+            _in_flight.pop(key, None)
 
 
 def reset() -> None:

@@ -31,7 +31,13 @@ from bookgen.config import (
 from bookgen.fsutil import atomic_write_json
 from bookgen.locks import section_lock
 from bookgen.prompts import outline_messages
-from bookgen.section import SectionFailed, SectionJob, SectionWriter, _iso
+from bookgen.section import (
+    SectionFailed,
+    SectionJob,
+    SectionWriter,
+    record_failure,
+    unexpected_failure,
+)
 from bookgen.structured import InvalidReply, json_path, request_json
 from bookgen.usage import validate
 
@@ -154,9 +160,12 @@ def write_outline(
         writer.log.line(f"done: {len(outline['sections'])} sections in {out_json}")
         return outline
     except SectionFailed as e:
-        writer.log.line(f"FAILED: {e}")
-        atomic_write_json(note, {"section": OUTLINE_ID, "error": str(e), "at": _iso(time.time())})
+        record_failure(writer, note, e)
         raise
+    except Exception as e:  # nothing foresaw it: named in the note, never a silent repeat
+        failed = unexpected_failure(e, writer)
+        record_failure(writer, note, failed)
+        raise failed from e
     finally:
         writer.log.close()
 

@@ -111,11 +111,19 @@ def section_messages(
     ]
 
 
+def assistant_turn(text: str) -> dict[str, str]:
+    """The model's earlier reply as a message; never empty (providers reject an empty assistant
+    turn, and a request built on nothing would only repeat the one before it)."""
+    if not text.strip():
+        raise ValueError("bookgen built a request with an empty assistant turn")
+    return {"role": "assistant", "content": text}
+
+
 def continuation_messages(base: list[dict[str, str]], text_so_far: str) -> list[dict[str, str]]:
     """Ask the model to continue a reply cut off by the length limit."""
     return [
         *base,
-        {"role": "assistant", "content": text_so_far},
+        assistant_turn(text_so_far),
         {"role": "user", "content": CONTINUE_PROMPT},
     ]
 
@@ -124,7 +132,7 @@ def json_retry_messages(base: list[dict[str, str]], reply: str, error: str) -> l
     """Ask again for a JSON reply that did not parse or validate, naming what was wrong."""
     return [
         *base,
-        {"role": "assistant", "content": reply},
+        assistant_turn(reply),
         {"role": "user", "content": Template(JSON_RETRY_PROMPT).substitute(error=error)},
     ]
 
@@ -170,7 +178,7 @@ def part_messages(
         ask = brief(Template(PART_FIRST).substitute(part=part, title=title), subsections)
         return [*base[:-1], {"role": "user", "content": f"{base[-1]['content']}\n\n{ask}"}]
     ask = brief(Template(PART_NEXT).substitute(part=part), subsections)
-    return [*base, {"role": "assistant", "content": written}, {"role": "user", "content": ask}]
+    return [*base, assistant_turn(written), {"role": "user", "content": ask}]
 
 
 def repair_messages(
@@ -183,7 +191,7 @@ def repair_messages(
     """Ask for subsections again after the text (``kind``: missing, expand, markdown, or
     section for the whole section)."""
     ask = brief(Template(REPAIRS[kind]).substitute(fields), subsections)
-    return [*base, {"role": "assistant", "content": text}, {"role": "user", "content": ask}]
+    return [*base, assistant_turn(text), {"role": "user", "content": ask}]
 
 
 def outline_messages(template: str, config: dict[str, Any]) -> list[dict[str, str]]:

@@ -10,6 +10,7 @@ into the section's usage file under ``qc``.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from bookgen.book import find_headings
@@ -27,15 +28,16 @@ from bookgen.quality import (
     strip_chatter,
     word_count,
 )
-from bookgen.section import SectionFailed
+from bookgen.section import ReplyRejected
 
 if TYPE_CHECKING:
     from bookgen.planning import Draft
     from bookgen.section import SectionWriter
 
 
-class QualityFailed(SectionFailed):
-    """The section still fails a check after the repairs (``qc.on_fail: fail``)."""
+class QualityFailed(ReplyRejected):
+    """The section still fails a check after the repairs (``qc.on_fail: fail``); the next run
+    writes it afresh."""
 
     def __init__(self, message: str, qc: dict[str, Any]) -> None:
         super().__init__(message)
@@ -51,7 +53,24 @@ def _subsection_reply(reply: str, heading: str, level: int) -> str:
     first = text.splitlines()[0] if text else ""
     if not first.lstrip().startswith("#"):
         text = f"{'#' * level} {heading}\n\n{text}"
-    return text
+    return _at_level(text, level)
+
+
+_ATX_HASHES_RE = re.compile(r"^(\s{0,3})(#{1,6})(?=\s|$)")
+
+
+def _at_level(text: str, level: int) -> str:
+    """``text`` with its headings shifted so the first is at ``level``: a reply that uses `##`
+    where `###` was asked would otherwise swallow the subsections after it."""
+    lines = text.splitlines()
+    headings = [h for h in find_headings(lines) if _ATX_HASHES_RE.match(lines[h.start])]
+    if not headings or headings[0].level == level:
+        return text
+    shift = level - headings[0].level
+    for h in headings:
+        hashes = "#" * min(6, max(1, h.level + shift))
+        lines[h.start] = _ATX_HASHES_RE.sub(rf"\g<1>{hashes}", lines[h.start], count=1)
+    return "\n".join(lines)
 
 
 def _replace(text: str, part: Part, new: str) -> str:
@@ -192,7 +211,9 @@ class Reviser:
         for deficit, heading, share in sorted(wants, reverse=True):
             if needed <= 0:
                 break
-            part = next(p for p in split_parts(text) if p.heading == heading)
+            part = next((p for p in split_parts(text) if p.heading == heading), None)
+            if part is None:  # an earlier reply renamed or merged it: nothing to expand
+                continue
             sub = self.subsection(heading, share)
             new, calls = self.ask(
                 text, "expand", sub, heading=heading, have=part.words, words=share

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from bookgen import clock, interrupt, paths
 from bookgen.budget import BudgetReached, begin_call, end_call, progress_line, run_spending
-from bookgen.client import CallOutcome, shared_client, stream_call
+from bookgen.client import CallOutcome, endpoint_request, shared_client, stream_call
 from bookgen.config import Section, template_text
 from bookgen.fsutil import atomic_write_json, atomic_write_text
 from bookgen.journal import CallJournal, ResponseCache
@@ -23,6 +23,7 @@ from bookgen.pricing import call_costs, format_usd
 from bookgen.progress import ProgressLog, announce, next_count
 from bookgen.prompts import continuation_messages, fixed_prompt_texts, section_messages
 from bookgen.quality import Context, echo_patterns
+from bookgen.redact import api_key, redact
 from bookgen.request_identity import is_simulated, origin, request_key
 from bookgen.retry import Backoff, GiveUp
 from bookgen.schedule import wait_for_off_peak
@@ -40,7 +41,19 @@ UNFINISHED_CALL = (
 
 
 class SectionFailed(Exception):
-    """The section could not be written; the message says why and what to do."""
+    """The section could not be written; the message says why and what to do.
+
+    ``fresh``: the next run writes it afresh, replaying none of its cached replies (its failure
+    note says so)."""
+
+    fresh = False
+
+
+class ReplyRejected(SectionFailed):
+    """A reply was rejected (empty, invalid JSON, a section failing quality control): replaying
+    it would fail the same way, so the next run asks again."""
+
+    fresh = True
 
 
 @dataclass
@@ -61,16 +74,6 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
 
 
-def redact(text: str | None, secrets: list[str]) -> str | None:
-    """Remove secret values from a message that might echo them."""
-    if text is None:
-        return None
-    for s in secrets:
-        if s and len(s) >= 6:
-            text = text.replace(s, "[REDACTED]")
-    return text
-
-
 class SectionWriter:
     """Writes one section with the configured endpoint; see ``write``."""
 
@@ -86,9 +89,9 @@ class SectionWriter:
         self.sleep = sleep
         self.sid = job.section.id
         self.journal = CallJournal(paths.calls_journal(self.sid, job.state_root))
-        # A section that failed quality control is written afresh: replaying the same replies
-        # would only fail the same way.
-        self.fresh = _failed_quality(paths.failure_note(self.sid, job.state_root))
+        # A section whose reply was rejected (or that failed unexpectedly) is written afresh:
+        # replaying the same replies would only fail the same way.
+        self.fresh = _writes_afresh(paths.failure_note(self.sid, job.state_root))
         self.cache = ResponseCache(
             paths.response_cache_dir(job.state_root),
             bool(job.config["response_cache"]),
@@ -96,7 +99,7 @@ class SectionWriter:
         )
         self.backoff = Backoff.from_config(job.config["retry"])
         self.log = ProgressLog(job.log, f"section_{self.sid}")
-        self.secrets = [os.environ.get(job.config["api_key_env"], "")]
+        self.secrets = [api_key(job.config)]
         self.origin = origin(job.config)  # provider, endpoint, simulated: in every call record
         self.calls_made = 0
         self.qc: dict[str, Any] | None = None  # quality control's record, once written
@@ -116,7 +119,7 @@ class SectionWriter:
         if gen["extra_body"]:
             req["extra_body"] = gen["extra_body"]
         req.update(options or {})
-        return req
+        return endpoint_request(req, gen)  # what is sent is what is hashed and cached
 
     def _record(
         self, out: CallOutcome, purpose: str, key: str, messages: list, call_id: str
@@ -250,8 +253,9 @@ class SectionWriter:
         continuations = 0
         max_cont = int(self.config["generation"]["max_continuations"])
         while True:
-            messages = base if not text else continuation_messages(base, text)
-            out = self.call(messages, purpose if not text else "continue", request_options)
+            # Never an empty assistant turn: with nothing received yet, ask again from the start.
+            messages = continuation_messages(base, text) if text.strip() else base
+            out = self.call(messages, purpose if not text.strip() else "continue", request_options)
             if out.error_kind == "fatal":
                 self._halt_run(f"section {self.sid} got {out.error}")
                 raise SectionFailed(redact(out.error, self.secrets) or "fatal error")
@@ -273,8 +277,16 @@ class SectionWriter:
                 self.sleep(delay)
                 continue
             if out.finish_reason == "stop":
+                if not text.strip():
+                    raise ReplyRejected(f"the model's reply had no text{_only_reasoning(out)}")
                 return text
             if out.finish_reason == "length":
+                if not out.text.strip():  # the same request would be cut the same way
+                    raise SectionFailed(
+                        f"the reply was cut off by max_tokens before any text"
+                        f"{_only_reasoning(out)}: raise generation.max_tokens or lower the "
+                        "reasoning effort (e.g. generation.extra_body)"
+                    )
                 continuations += 1
                 if continuations > max_cont:
                     raise SectionFailed(
@@ -304,7 +316,7 @@ class SectionWriter:
         system, task = template_text(cfg, "system"), template_text(cfg, "section")
         base = section_messages(system, task, cfg["book"], self.job.sections, self.job.section)
         if self.fresh:
-            self.log.line("quality control failed last time: writing afresh, not from the cache")
+            self.log.line("a reply was rejected last time: writing afresh, not from the cache")
         first = draft(self, base)
         ctx = Context(
             target_words=self.job.section.words,
@@ -338,11 +350,47 @@ class SectionWriter:
         return doc
 
 
-def _failed_quality(note: Path) -> bool:
+def _only_reasoning(out: CallOutcome) -> str:
+    """What an empty reply had instead of text, for its error message."""
+    what = f"finish_reason {out.finish_reason}"
+    if out.reasoning_chars:
+        what += f", only {out.reasoning_chars:,} characters of reasoning"
+    return f" ({what})"
+
+
+def _writes_afresh(note: Path) -> bool:
+    """The failure note says the next run must not replay the section's cached replies (notes
+    from before ``fresh`` existed: a quality control failure)."""
     try:
-        return "qc" in json.loads(note.read_text(encoding="utf-8"))
+        doc = json.loads(note.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
+    return bool(doc.get("fresh")) or "qc" in doc
+
+
+def unexpected_failure(e: Exception, writer: SectionWriter) -> SectionFailed:
+    """A SectionFailed for an exception nothing foresaw (a bug, a reply no check expected): its
+    cause in one line, the traceback in the section's log, and the next run writes afresh."""
+    trace = "".join(traceback.format_exception(e))
+    writer.log.line(f"unexpected error:\n{redact(trace, writer.secrets)}")
+    failed = SectionFailed(
+        f"unexpected error: {type(e).__name__}: {redact(str(e), writer.secrets)} (traceback in "
+        "the log; the next run writes this afresh, and if it fails the same way, report it)"
+    )
+    failed.fresh = True
+    return failed
+
+
+def record_failure(writer: SectionWriter, note: Path, e: SectionFailed) -> None:
+    """Log why the job failed and write its failure note (read by the summary, by
+    ``bookgen status`` and by the next run: ``fresh``)."""
+    writer.log.line(f"FAILED: {e}")
+    failure: dict[str, Any] = {"section": writer.sid, "error": str(e), "at": _iso(time.time())}
+    if e.fresh:
+        failure["fresh"] = True
+    if getattr(e, "qc", None):
+        failure["qc"] = e.qc  # the verdicts of a section that failed quality control
+    atomic_write_json(note, failure)
 
 
 def run_section_job(job: SectionJob) -> None:
@@ -376,11 +424,11 @@ def run_section_job(job: SectionJob) -> None:
             spent = run_spending(job.config, job.state_root)
             announce(progress_line(job.section.id, done, len(job.sections), spent))
     except SectionFailed as e:
-        writer.log.line(f"FAILED: {e}")
-        failure = {"section": job.section.id, "error": str(e), "at": _iso(time.time())}
-        if getattr(e, "qc", None):
-            failure["qc"] = e.qc  # the verdicts of a section that failed quality control
-        atomic_write_json(note, failure)
+        record_failure(writer, note, e)
         raise
+    except Exception as e:  # nothing foresaw it: named in the note, never a silent repeat
+        failed = unexpected_failure(e, writer)
+        record_failure(writer, note, failed)
+        raise failed from e
     finally:
         writer.log.close()

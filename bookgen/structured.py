@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import jsonschema
 
 from bookgen.prompts import json_retry_messages
-from bookgen.section import SectionFailed
+from bookgen.section import ReplyRejected
 from bookgen.usage import validate
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def request_json(
             error = str(e)
         writer.log.line(f"{purpose}: the reply could not be used ({error}); attempt {attempt}")
         messages = json_retry_messages(messages, reply, error)  # each retry a new request
-    raise SectionFailed(
+    raise ReplyRejected(
         f"the {purpose} reply was still unusable after {attempts} attempt(s): {error} "
-        "(raise qc.max_attempts, or try another model)"
+        "(the next run asks again; raise qc.max_attempts, or try another model)"
     )

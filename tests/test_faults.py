@@ -4,13 +4,21 @@ token the provider billed is on record."""
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
 import pytest
 
-from bookgen.client import make_client
-from bookgen.config import book_fingerprint, section_fingerprint, sections_from_config
+from bookgen.client import make_client, stream_call
+from bookgen.config import (
+    book_fingerprint,
+    section_fingerprint,
+    sections_from_config,
+    template_text,
+)
+from bookgen.prompts import continuation_messages, section_messages
+from bookgen.request_identity import request_key
 from bookgen.section import SectionFailed, SectionJob, SectionWriter, run_section_job
 from bookgen.simulator import Simulator, serve
 from bookgen.usage import TOKEN_FIELDS, sum_calls
@@ -141,8 +149,7 @@ def test_retry_after_beyond_total_wait_cap_fails_with_explanation(tmp_path):
     [
         ("http_401", "API key was rejected"),
         ("http_402", "insufficient balance"),
-        ("http_400_model", "Model Not Exist"),
-        ("http_422", "rejected the request parameters"),
+        ("http_400_model", "Model Not Exist.*model is unknown"),
     ],
 )
 def test_fatal_errors_stop_the_whole_run(tmp_path, kind, cause):
@@ -158,6 +165,54 @@ def test_fatal_errors_stop_the_whole_run(tmp_path, kind, cause):
     with pytest.raises(SectionFailed, match="run was stopped because"):
         other_writer.write()
     assert journal(other_writer) == []
+
+
+@pytest.mark.parametrize(
+    ("sim", "cause"),
+    [
+        ({"faults": [{"kind": "http_422"}]}, "HTTP 422: Failed to deserialize"),
+        (
+            {"reject_params": ["temperature"]},
+            r"HTTP 400: Unsupported parameter: 'temperature'.*field `temperature`.*generation.omit",
+        ),
+        (
+            {"context_window": 2000},
+            "maximum context length is 2000 tokens.*too long for the model",
+        ),
+    ],
+)
+def test_a_rejected_request_fails_only_its_section(tmp_path, sim, cause):
+    """Context too long, a parameter the model does not take: this section fails with the
+    provider's message; the run goes on (no halt), unlike a bad key or an unknown model."""
+    job = make_job(tmp_path, sim=sim)
+    writer = SectionWriter(job, sleep=Sleeps())
+    with pytest.raises(SectionFailed, match=cause):
+        writer.write()
+    assert len(journal(writer)) == 1  # not retried
+    assert not (job.state_root / "halt.json").exists()
+
+
+def test_request_fields_are_omitted_or_renamed_as_configured(tmp_path):
+    """OpenAI's reasoning models: no temperature, max_completion_tokens for max_tokens."""
+    sim = {"reject_params": ["temperature", "max_tokens"]}
+    gen = {"max_tokens": 200, "omit": ["temperature"]}
+    gen["rename"] = {"max_tokens": "max_completion_tokens"}
+    job = make_job(tmp_path, sim=sim, generation=gen)
+    writer = SectionWriter(job, sleep=Sleeps())
+    assert writer.write() == clean_text(tmp_path)
+    calls = journal(writer)
+    # The renamed limit was applied (the reply was cut and continued) ...
+    assert calls[0]["finish_reason"] == "length" and len(calls) >= 3
+    # ... and the request's identity is that of the request sent.
+    sent = writer._request(section_messages_for(job))
+    assert "temperature" not in sent and sent["max_completion_tokens"] == 200
+    assert calls[0]["request_hash"] == request_key(job.config, sent)
+
+
+def section_messages_for(job: SectionJob) -> list[dict]:
+    cfg = job.config
+    system, task = template_text(cfg, "system"), template_text(cfg, "section")
+    return section_messages(system, task, cfg["book"], job.sections, job.section)
 
 
 def test_content_filter_is_not_retried_and_is_reported(tmp_path):
@@ -186,6 +241,57 @@ def test_cut_stream_keeps_what_arrived_and_continues(tmp_path, kind):
     full = sum_calls(SectionWriter(make_job(tmp_path / "c2")).journal.records())
     assert second["completion_tokens"] < 0.6 * full["completion_tokens"]
     assert_reconciles(job, journal(writer))
+
+
+def test_a_malformed_stream_chunk_is_retried(tmp_path):
+    """A `data:` line cut inside its JSON (the SDK raises json.JSONDecodeError): transient."""
+    job = make_job(tmp_path, [{"kind": "malformed_chunk", "section": 2, "times": 1}])
+    writer = SectionWriter(job, sleep=Sleeps())
+    assert writer.write() == clean_text(tmp_path)
+    first, second = journal(writer)
+    assert first["status"] == "failed" and "malformed stream chunk" in first["error"]
+    assert second["status"] == "ok" and second["purpose"] == "continue"
+
+
+def test_an_empty_cut_off_reply_is_not_sent_again(tmp_path):
+    """All reasoning, no text, finish_reason length: the same request would be cut the same
+    way, so it fails at once with what to change (not max_continuations more calls)."""
+    sim = {"thinking": True, "reasoning_fraction": 1.0}
+    job = make_job(tmp_path, sim=sim, generation={"max_tokens": 16}, response_cache=False)
+    writer = SectionWriter(job, sleep=Sleeps())
+    with pytest.raises(SectionFailed, match=r"cut off by max_tokens before any text.*reasoning"):
+        writer.write()
+    assert [c["finish_reason"] for c in journal(writer)] == ["length"]
+
+
+def test_an_unexpected_exception_ends_in_a_note_and_a_fresh_write(tmp_path):
+    job = make_job(tmp_path)
+    template = job.config["prompts"]["section"]
+    job.config["prompts"]["section"] = str(tmp_path / "deleted-while-running.md")
+    with pytest.raises(SectionFailed, match="unexpected error: FileNotFoundError"):
+        run_section_job(job)
+    note = json.loads((job.state_root / "failures" / "section_02.json").read_text())
+    assert note["fresh"] is True and "deleted-while-running.md" in note["error"]
+    assert "Traceback" in job.log.read_text()
+    job.config["prompts"]["section"] = template
+    assert SectionWriter(job).fresh  # the next run replays nothing
+    run_section_job(job)
+    assert job.out_md.exists() and not (job.state_root / "failures" / "section_02.json").exists()
+
+
+def test_no_request_carries_an_empty_assistant_turn(tmp_path):
+    with pytest.raises(ValueError, match="empty assistant turn"):
+        continuation_messages([{"role": "user", "content": "Write."}], " \n")
+    # The simulator, like the providers, rejects one.
+    job = make_job(tmp_path)
+    client = make_client(job.config, job.state_root)
+    messages = [
+        {"role": "user", "content": "Write."},
+        {"role": "assistant", "content": ""},
+        {"role": "user", "content": "Continue."},
+    ]
+    out = stream_call(client, {"model": "deepseek-flash", "messages": messages})
+    assert out.status_code == 400 and "string too short" in out.error
 
 
 def test_finish_length_is_continued(tmp_path):

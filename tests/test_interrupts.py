@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 
+from bookgen.journal import CallJournal
 from bookgen.section import UNFINISHED_CALL
 from tests.book import BIN, Book
 from tests.loopback import LoopbackSimulator
@@ -132,3 +133,28 @@ def test_kill_9_mid_run_then_plain_rerun(tmp_path):
         assert lost and all(c["estimated_prompt_tokens"] > 0 for c in lost), streaming
         report = book.json("output/cost_report.json")
         assert report["totals"]["failed_calls"] >= len(lost)
+
+
+def test_ctrl_c_before_the_first_token_exits_at_once(tmp_path):
+    """Every request queued for 60 s, keep-alives only (no chunk to check the stop flag
+    between): Ctrl-C shuts the connections down instead of waiting for the first token."""
+    queued = {"faults": [{"kind": "queued", "duration_s": 60}], "keepalive_interval_s": 0.5}
+    with LoopbackSimulator(tmp_path / "sim", queued) as sim:
+        book = Book(
+            tmp_path / "book", {"provider": "deepseek", "base_url": sim.base_url, **CHECK_ONLY}
+        )
+        proc = start(book)
+        logs = book.path / "output" / "logs"
+        deadline = time.monotonic() + 60
+        while len([p for p in logs.glob("section_*.log") if "requesting" in p.read_text()]) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.5)  # the requests are on the wire, answered by keep-alives only
+        os.killpg(proc.pid, signal.SIGINT)
+        t0 = time.monotonic()
+        assert proc.wait(timeout=60) != 0
+        elapsed = time.monotonic() - t0
+        assert elapsed < 5, elapsed  # was bounded only by the queue (or generation.timeout_s)
+        calls = book.path / ".bookgen" / "calls"
+        cut = [c for path in calls.glob("*.jsonl") for c in CallJournal(path).records()]
+        assert len(cut) == 2 and all("interrupted (Ctrl-C)" in c["error"] for c in cut), cut

@@ -83,6 +83,10 @@ def changed(config: dict[str, Any], key: str, tmp_path: Path) -> dict[str, Any]:
         node[leaf] = "warn" if value != "warn" else "fail"
     elif key == "budget_usd":
         node[leaf] = 12.5
+    elif key == "generation.omit":
+        node[leaf] = ["temperature", "max_tokens"]
+    elif key == "generation.rename":
+        node[leaf] = {"max_tokens": "max_completion_tokens"}
     elif key in ("prices", "simulator", "generation.extra_body"):
         node[leaf] = {**(value or {}), "other": {"x": 1}} if key == "prices" else {"seed": 7}
     elif isinstance(value, bool):

@@ -19,7 +19,14 @@ import httpx2
 
 from bookgen.simulator import content, defects
 from bookgen.simulator.config import HTTP_KINDS, FaultRule, SimulatorConfig, coerce_config
-from bookgen.simulator.faults import HttpError, choose_fault, http_error_for, stream_error_body
+from bookgen.simulator.faults import (
+    HttpError,
+    choose_fault,
+    context_length_exceeded,
+    http_error_for,
+    stream_error_body,
+    unsupported_parameter,
+)
 from bookgen.simulator.protocol import (
     EFFORT_SCALE,
     ChatRequest,
@@ -36,7 +43,7 @@ FINISH_KINDS = {
     "content_filter": "content_filter",
     "insufficient_system_resource": "insufficient_system_resource",
 }
-CUT_KINDS = frozenset({"drop", "eof", "error_chunk"})
+CUT_KINDS = frozenset({"drop", "eof", "error_chunk", "malformed_chunk"})
 _CONTINUE_RE = re.compile(r"\bcontinue\b", re.IGNORECASE)
 
 StartResponse = Callable[..., Any]
@@ -82,6 +89,7 @@ class Record:
     extra: dict[str, Any] = field(default_factory=dict)
     received_unix_s: float = 0.0  # when the request arrived (Unix time)
     received_mono: float = 0.0  # the same moment on the monotonic clock, for latency_s
+    api_key: str = field(default="", repr=False)  # for faults that quote it; never recorded
 
 
 class _Body:
@@ -286,6 +294,14 @@ class Simulator:
         req = parse_request(body, deepseek=cfg.usage_shape == "deepseek")
         if isinstance(req, HttpError):
             return self._error(start_response, req, rid=rid)
+        rejected = next((p for p in cfg.reject_params if p in body), None)
+        if rejected is not None:
+            return self._error(start_response, unsupported_parameter(rejected), rid=rid)
+        if cfg.context_window is not None:
+            requested = len(tokenize(serialize_prompt(req.messages))) + (req.max_tokens or 0)
+            if requested > cfg.context_window:
+                err = context_length_exceeded(cfg.context_window, requested)
+                return self._error(start_response, err, rid=rid)
         if cfg.reject_unknown_models and req.model not in cfg.models:
             err = HttpError(
                 400, "Model Not Exist", "invalid_request_error", "invalid_request_error"
@@ -333,7 +349,7 @@ class Simulator:
                 )
             if fault is not None and fault.kind in HTTP_KINDS:
                 self._release()
-                return self._error(start_response, http_error_for(fault), rid=rid)
+                return self._error(start_response, http_error_for(fault, auth[7:]), rid=rid)
             defect = self._defect(req, task, task_index) if cfg.defects else None
             plan = self._plan(req, task, task_index, fault, defect)
             record = Record(
@@ -344,6 +360,7 @@ class Simulator:
                 fault=fault and fault.kind,
                 received_unix_s=received[0],
                 received_mono=received[1],
+                api_key=auth[7:],
             )
             headers = [("x-request-id", rid), ("Cache-Control", "no-cache")]
             if req.stream:
@@ -467,6 +484,8 @@ class Simulator:
             elif at < len(content_tokens) or finish == "stop":
                 content_tokens = content_tokens[:at]
                 finish = FINISH_KINDS[fault.kind]
+        if fault is not None and fault.kind == "empty_reply":
+            content_tokens, finish = [], "stop"
         return Plan(task.section if task else None, content_tokens, reasoning, finish, cut)
 
     # prompt accounting ---------------------------------------------------------------------------
@@ -597,9 +616,12 @@ class Simulator:
                 raise SimulatedDrop()
             if plan.cut == "eof":
                 return
+            if plan.cut == "malformed_chunk":  # a data line cut inside its JSON
+                yield b'data: {"id":"' + rec.rid.encode() + b'","choices":[{"delta":{"con\n\n'
+                return
             if plan.cut == "error_chunk":
                 assert fault is not None
-                yield _sse(stream_error_body(fault))
+                yield _sse(stream_error_body(fault, rec.api_key))
                 return
             rec.finish_reason = plan.finish_reason
             yield _sse(self._chunk(rec, created, {}, plan.finish_reason, incl))
@@ -622,7 +644,7 @@ class Simulator:
             rec.content = len(plan.content_tokens)
             if plan.cut == "error_chunk":
                 assert fault is not None
-                yield json.dumps(stream_error_body(fault)).encode("utf-8")
+                yield json.dumps(stream_error_body(fault, rec.api_key)).encode("utf-8")
                 return
             message: dict[str, Any] = {"role": "assistant", "content": "".join(plan.content_tokens)}
             if plan.reasoning_tokens and self.config.usage_shape == "deepseek":
@@ -644,7 +666,7 @@ class Simulator:
                 "usage": self._usage(rec),
             }
             data = json.dumps(obj, ensure_ascii=False).encode("utf-8")
-            if plan.cut in ("drop", "eof"):
+            if plan.cut in ("drop", "eof", "malformed_chunk"):
                 yield data[: len(data) // 2]
                 if plan.cut == "drop":
                     raise SimulatedDrop()

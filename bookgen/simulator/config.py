@@ -27,6 +27,8 @@ STREAM_KINDS = frozenset(
         "finish_length",
         "content_filter",
         "insufficient_system_resource",
+        "malformed_chunk",
+        "empty_reply",
     }
 )
 FAULT_KINDS = HTTP_KINDS | STREAM_KINDS | {"queued"}
@@ -64,6 +66,8 @@ class SimulatorConfig:
     prefix_cache: bool = True
     models: list[str] = field(default_factory=lambda: ["deepseek-flash", "deepseek-v4-pro"])
     reject_unknown_models: bool = False
+    reject_params: list[str] = field(default_factory=list)
+    context_window: int | None = None
     json_requires_word: bool = True
     system_fingerprint: str = "fp_bookgen_sim"
     rate_mode: str = "sequence"

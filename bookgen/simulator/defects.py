@@ -29,6 +29,7 @@ PROSE_KINDS = frozenset(
         "unbalanced_math",
         "duplicate",
         "list_ending",
+        "raised_headings",
     }
 )
 JSON_KINDS = frozenset({"invalid_json", "wrong_json"})
@@ -147,6 +148,8 @@ def prose(
     if kind == "list_ending":  # no defect: complete text whose last line has no full stop
         terms = "\n".join(f"- {point}" for point in task.key_points)
         return f"{text.rstrip()}\n\nKey terms of this section:\n\n{terms}\n"
+    if kind == "raised_headings":  # every heading one level too high (### becomes ##)
+        return re.sub(r"(?m)^#(#+) ", r"\1 ", text)
     raise ValueError(f"{kind} is not a prose defect")
 
 

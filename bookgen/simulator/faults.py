@@ -146,20 +146,47 @@ HTTP_ERRORS: dict[str, tuple[int, str, str, str]] = {
 }
 
 
-def http_error_for(rule: FaultRule) -> HttpError:
+def _message(rule: FaultRule, default: str, api_key: str) -> str:
+    """The rule's message (default: the provider's); ``{api_key}`` in it quotes the key the
+    request was sent with, as some gateways do."""
+    return (rule.message or default).replace("{api_key}", api_key)
+
+
+def http_error_for(rule: FaultRule, api_key: str = "") -> HttpError:
     """The HTTP error response an ``http_*`` rule produces."""
     if rule.kind not in HTTP_ERRORS:
         raise ValueError(f"{rule.kind} is not an HTTP fault")
     status, message, err_type, code = HTTP_ERRORS[rule.kind]
     headers = _retry_headers(rule) if status == 429 or status >= 500 else ()
-    return HttpError(status, rule.message or message, err_type, code, headers=headers)
+    return HttpError(status, _message(rule, message, api_key), err_type, code, headers=headers)
 
 
-def stream_error_body(rule: FaultRule) -> dict[str, Any]:
+def stream_error_body(rule: FaultRule, api_key: str = "") -> dict[str, Any]:
     """The ``{"error": ...}`` object of an ``error_chunk`` fault."""
+    default = "The server had an error while processing your request. Sorry about that!"
+    return HttpError(500, _message(rule, default, api_key), "server_error", "server_error").body()
+
+
+def unsupported_parameter(param: str) -> HttpError:
+    """OpenAI's 400 for a request field the model does not accept (as its reasoning models
+    answer ``max_tokens`` and a non-default ``temperature``)."""
+    if param == "max_tokens":
+        message = (
+            "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead."
+        )
+    else:
+        message = f"Unsupported parameter: '{param}' is not supported with this model."
+    return HttpError(400, message, "invalid_request_error", "unsupported_parameter", param)
+
+
+def context_length_exceeded(limit: int, requested: int) -> HttpError:
+    """OpenAI's 400 for a prompt plus output limit beyond the model's context window."""
     return HttpError(
-        500,
-        rule.message or "The server had an error while processing your request. Sorry about that!",
-        "server_error",
-        "server_error",
-    ).body()
+        400,
+        f"This model's maximum context length is {limit} tokens. However, you requested "
+        f"{requested} tokens. Please reduce the length of the messages or completion.",
+        "invalid_request_error",
+        "context_length_exceeded",
+        "messages",
+    )

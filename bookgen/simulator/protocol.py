@@ -56,6 +56,14 @@ def parse_request(body: Any, *, deepseek: bool) -> ChatRequest | HttpError:
                 f"messages[{i}].content",
                 status,
             )
+        empty = not message_text(content).strip()
+        if m["role"] == "assistant" and empty and not m.get("tool_calls"):
+            return _invalid(
+                f"Invalid 'messages[{i}].content': string too short. Expected a string with "
+                "minimum length 1, but got an empty string instead.",
+                f"messages[{i}].content",
+                400,
+            )
     stream = body.get("stream", False)
     if stream is None:
         stream = False
