@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bookgen import clock, interrupt, paths
+from bookgen import clock, history, interrupt, paths
 from bookgen.budget import BudgetReached, begin_call, end_call, progress_line, run_spending
 from bookgen.client import CallOutcome, shared_client, stream_call
 from bookgen.config import Section, template_text
@@ -85,10 +85,10 @@ class SectionWriter:
         self.client = client or shared_client(job.config, job.state_root)
         self.sleep = sleep
         self.sid = job.section.id
-        self.journal = CallJournal(paths.calls_journal(self.sid, job.state_root))
+        self.journal = CallJournal(paths.calls_journal(job.section.key, job.state_root))
         # A section that failed quality control is written afresh: replaying the same replies
         # would only fail the same way.
-        self.fresh = _failed_quality(paths.failure_note(self.sid, job.state_root))
+        self.fresh = history.failed_quality(job.section.key, job.state_root)
         self.cache = ResponseCache(
             paths.response_cache_dir(job.state_root),
             bool(job.config["response_cache"]),
@@ -321,6 +321,7 @@ class SectionWriter:
         calls = self.journal.records()
         doc = {
             "section": self.sid,
+            "key": self.job.section.key,
             "title": self.job.section.title,
             "provider": cfg["provider"],
             "model": cfg["model"],
@@ -338,33 +339,42 @@ class SectionWriter:
         return doc
 
 
-def _failed_quality(note: Path) -> bool:
-    try:
-        return "qc" in json.loads(note.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
+def restored(writer: SectionWriter, kept: history.Kept) -> tuple[str, dict[str, Any]]:
+    """A kept text of this section made for the job's fingerprint, and its usage document as
+    of now (this file number, every call in the section's journal): no API call."""
+    text = kept.text_path.read_text(encoding="utf-8")
+    writer.qc = kept.usage.get("qc")
+    doc = writer.usage_document(text, kept.usage["wall_time_s"])
+    doc["generated_at"] = kept.usage["generated_at"]
+    writer.log.line(f"text restored from {kept.text_path} (was section_{kept.was}): no API call")
+    return text, doc
 
 
 def run_section_job(job: SectionJob) -> None:
     """Write the section and its usage file, or record why it failed and raise SectionFailed."""
     t0 = time.monotonic()
     writer = SectionWriter(job)
-    note = paths.failure_note(job.section.id, job.state_root)
+    key = job.section.key
+    note = paths.failure_note(key, job.state_root)
 
     def waiting() -> None:
         writer.log.line("waiting for another process that is still writing this section")
 
     try:
-        with section_lock(job.section.id, job.state_root, on_wait=waiting):
-            writer.log.line(f"writing {job.section.title!r} ({job.section.words} words target)")
-            text = writer.write()
-            doc = writer.usage_document(text, time.monotonic() - t0)
+        with section_lock(key, job.state_root, on_wait=waiting):
+            kept = history.restorable(job.config, job.section, job.fingerprint, job.state_root)
+            if kept is not None:
+                text, doc = restored(writer, kept)
+            else:
+                writer.log.line(f"writing {job.section.title!r} ({job.section.words} words target)")
+                text = writer.write()
+                doc = writer.usage_document(text, time.monotonic() - t0)
             atomic_write_json(job.out_usage, doc)
             atomic_write_text(job.out_md, text)
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-            atomic_write_text(
-                paths.section_history(job.section.id, job.state_root) / f"{stamp}.md", text
-            )
+            if kept is None:
+                history.keep(key, text, doc, job.state_root)
+            else:
+                history.remember(kept, doc)
             note.unlink(missing_ok=True)
         t = doc["totals"]
         cost = format_usd(t["cost_usd"])
@@ -377,7 +387,12 @@ def run_section_job(job: SectionJob) -> None:
             announce(progress_line(job.section.id, done, len(job.sections), spent))
     except SectionFailed as e:
         writer.log.line(f"FAILED: {e}")
-        failure = {"section": job.section.id, "error": str(e), "at": _iso(time.time())}
+        failure = {
+            "section": job.section.id,
+            "key": key,
+            "error": str(e),
+            "at": _iso(time.time()),
+        }
         if getattr(e, "qc", None):
             failure["qc"] = e.qc  # the verdicts of a section that failed quality control
         atomic_write_json(note, failure)
