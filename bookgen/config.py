@@ -43,7 +43,11 @@ class Section:
 
     def __post_init__(self) -> None:
         if not self.key:
-            object.__setattr__(self, "key", f"spec-{_digest(self.spec())}")
+            object.__setattr__(self, "key", self.entry_key())
+
+    def entry_key(self) -> str:
+        """The key its own entry gives it (``spec-<digest>``), whatever its ``id:``."""
+        return f"spec-{_digest(self.spec())}"
 
     def spec(self) -> dict[str, Any]:
         return {"title": self.title, "key_points": list(self.key_points), "words": self.words}

@@ -8,7 +8,7 @@ at $0: a section job whose key has a kept text made for the job's fingerprint re
 instead of calling the API. ``snakemake --dry-run`` says so beforehand (``moved_lines``).
 
 Books written before bookkeeping was keyed have it under file numbers (``section_05``);
-``adopt_positional`` moves each to the key of the section its usage file names.
+``adopt_bookkeeping`` moves each to the key of the section its usage file names.
 """
 
 from __future__ import annotations
@@ -152,45 +152,68 @@ def last_text_at(sid: str, state_root: Path = paths.STATE) -> Path | None:
     return best[1] if best else None
 
 
-def adopt_positional(sections: list[Section], state_root: Path = paths.STATE) -> list[str]:
-    """Move bookkeeping kept by file number (books written before it was keyed) to the key of
-    the section its usage file describes; one line per section moved.
+def adopt_bookkeeping(sections: list[Section], state_root: Path = paths.STATE) -> list[str]:
+    """Give sections the bookkeeping that is theirs under another name; one line per section.
 
-    A file number whose usage file matches no current section's entry (an edited or removed
-    section, or one that never finished) keeps its old name: its calls still count in the
-    budget and the cost report (as earlier versions), and the response cache still replays
-    its replies."""
-    by_spec = {spec_line(s): s for s in sections}
-    numbers = {
-        p.name.split(".", 1)[0].removeprefix("section_")
-        for folder in ("calls", "failures", "history")
-        for p in (state_root / folder).glob("section_*")
-        if _POSITIONAL.fullmatch(p.name.split(".", 1)[0])
-    }
+    Books written before bookkeeping was keyed have it under file numbers (``section_05``): it
+    moves to the key of the section its usage file describes. A section given an ``id:`` (its
+    entry otherwise unchanged) takes over what its entry's key (``spec-<digest>``) had.
+    Whatever matches no current section keeps its name: its calls still count in the budget
+    and the cost report (as earlier versions), and the response cache still replays them.
+    """
     lines = []
-    for sid in sorted(numbers):
+    for sid in _positional_numbers(state_root):
         usage = _read_json(paths.section_usage(sid))
         md = paths.section_md(sid)
         spec = (usage or {}).get("fingerprint", {}).get("spec")
-        section = by_spec.get(spec)
+        section = next((s for s in sections if spec_line(s) == spec), None)
         if usage is None or section is None or not md.exists():
             continue
-        _move(paths.calls_journal(sid, state_root), paths.calls_journal(section.key, state_root))
-        _move(paths.failure_note(sid, state_root), paths.failure_note(section.key, state_root))
-        old = paths.section_history(sid, state_root)
-        new = paths.section_history(section.key, state_root)
-        if old.is_dir():
-            new.mkdir(parents=True, exist_ok=True)
-            for p in old.iterdir():
-                _move(p, new / p.name)
-            if not any(old.iterdir()):
-                old.rmdir()
+        _move_all(sid, section.key, state_root)
         _keep_usage(section.key, md.read_text(encoding="utf-8"), usage, state_root)
         lines.append(
             f"bookgen: the bookkeeping of section_{sid} ({section.title!r}) now follows the "
             f"section: {paths.section_history(section.key, state_root)}"
         )
+    for section in sections:
+        old = section.entry_key()
+        if old == section.key or _has_bookkeeping(section.key, state_root):
+            continue
+        if _has_bookkeeping(old, state_root):
+            _move_all(old, section.key, state_root)
+            lines.append(
+                f"bookgen: {section.title!r} now has an id: its bookkeeping moved to "
+                f"{paths.section_history(section.key, state_root)}"
+            )
     return lines
+
+
+def _positional_numbers(state_root: Path) -> list[str]:
+    """File numbers that still name bookkeeping (written by bookgen before keys)."""
+    names = {
+        p.name.split(".", 1)[0]
+        for folder in ("calls", "failures", "history")
+        for p in (state_root / folder).glob("section_*")
+    }
+    return sorted(n.removeprefix("section_") for n in names if _POSITIONAL.fullmatch(n))
+
+
+def _has_bookkeeping(key: str, state_root: Path) -> bool:
+    return paths.calls_journal(key, state_root).exists() or bool(texts(key, state_root))
+
+
+def _move_all(old_key: str, new_key: str, state_root: Path) -> None:
+    """Move journal, failure note and kept texts from ``old_key`` to ``new_key``."""
+    _move(paths.calls_journal(old_key, state_root), paths.calls_journal(new_key, state_root))
+    _move(paths.failure_note(old_key, state_root), paths.failure_note(new_key, state_root))
+    old = paths.section_history(old_key, state_root)
+    new = paths.section_history(new_key, state_root)
+    if old.is_dir():
+        new.mkdir(parents=True, exist_ok=True)
+        for p in old.iterdir():
+            _move(p, new / p.name)
+        if not any(old.iterdir()):
+            old.rmdir()
 
 
 def _move(old: Path, new: Path) -> None:

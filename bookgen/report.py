@@ -45,8 +45,10 @@ def earlier_calls(
     """The journaled calls no usage document lists: those of section keys no current section
     has (an edited section's earlier versions, removed sections, bookkeeping of older bookgen
     versions). ``journals`` is ``bookgen.budget.journal_calls()``; ``keys`` maps file numbers
-    to the current sections' keys, for usage files written before they named their key."""
-    listed = {doc.get("key") or keys.get(doc["section"], doc["section"]) for doc in usage_docs}
+    to the current sections' keys (a usage file is its file number's current section's, even
+    when written before it named its key or before the section got an ``id:``)."""
+    listed = {doc.get("key") for doc in usage_docs}
+    listed |= {keys.get(doc["section"], doc["section"]) for doc in usage_docs}
     return [c for key, calls in sorted(journals.items()) if key not in listed for c in calls]
 
 

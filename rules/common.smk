@@ -164,7 +164,7 @@ def on_start(workflow):
     api = workflow.global_resources.get("api")
     api = getattr(api, "value", api) or workflow.cores
     live.register_run(config, SECTIONS, min(workflow.cores, int(api)))
-    for line in history.adopt_positional(SECTIONS):
+    for line in history.adopt_bookkeeping(SECTIONS):
         print(line, file=sys.stderr)
     interrupt.install()
     if not workflow.local_exec:
