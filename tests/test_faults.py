@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bookgen import paths
 from bookgen.client import make_client
 from bookgen.config import book_fingerprint, section_fingerprint, sections_from_config
 from bookgen.section import SectionFailed, SectionJob, SectionWriter, run_section_job
@@ -164,7 +165,7 @@ def test_content_filter_is_not_retried_and_is_reported(tmp_path):
     job = make_job(tmp_path, [{"kind": "content_filter", "section": 2}])
     with pytest.raises(SectionFailed, match="content filter"):
         run_section_job(job)
-    note = (job.state_root / "failures" / "section_02.json").read_text()
+    note = paths.failure_note(job.section.key, job.state_root).read_text()
     assert "content_filter" in note
     calls = SectionWriter(job).journal.records()
     assert len(calls) == 1 and calls[0]["finish_reason"] == "content_filter"
