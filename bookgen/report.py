@@ -222,6 +222,9 @@ def _earlier_doc(calls: list[dict[str, Any]]) -> dict[str, Any]:
         "section": "earlier",
         "title": EARLIER_TITLE,
         "model": ", ".join(sorted({c["model"] for c in calls})),
+        # Older records do not name their provider; a simulated call says so.
+        "provider": ", ".join(sorted({c.get("provider", "unrecorded") for c in calls})),
+        "simulated": all(c.get("simulated", False) for c in calls),
         "words": 0,
         "wall_time_s": 0.0,
         "calls": calls,
