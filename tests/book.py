@@ -88,6 +88,11 @@ class Book:
         """The call journal of the section at file number ``sid``."""
         return self.path / ".bookgen" / "calls" / f"section_{self.key(sid)}.jsonl"
 
+    def forget_kept_texts(self) -> None:
+        """Delete ``.bookgen/history``: a deleted section is then rebuilt by sending its requests
+        again (replayed from the response cache) instead of being restored with no request."""
+        shutil.rmtree(self.path / ".bookgen" / "history")
+
     def file(self, rel: str) -> Path:
         return self.path / rel
 

@@ -5,7 +5,6 @@ paying call), and simulated calls are never counted as money."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -72,10 +71,6 @@ def test_demo_first_then_a_real_run_requests_every_section(tmp_path):
     assert "Simulated" not in title_page
 
 
-def forget_kept_texts(book: Book) -> None:
-    shutil.rmtree(book.path / ".bookgen" / "history")
-
-
 def test_a_reply_replays_only_for_the_endpoint_that_sold_it(tmp_path):
     book = Book(tmp_path / "book", SMALL)
     with LoopbackSimulator(tmp_path / "a") as a, LoopbackSimulator(tmp_path / "b") as b:
@@ -86,7 +81,7 @@ def test_a_reply_replays_only_for_the_endpoint_that_sold_it(tmp_path):
 
         # Without its kept text (bookgen.history would restore the deleted file with no request
         # at all), the rebuild sends the same requests again: they replay.
-        forget_kept_texts(book)
+        book.forget_kept_texts()
         book.file("output/section_05.md").unlink()
         proc = book.run("--cores", "2", env=KEY)
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -99,7 +94,7 @@ def test_a_reply_replays_only_for_the_endpoint_that_sold_it(tmp_path):
         assert usage["totals"]["calls"] == len(paying) and usage["totals"]["replays"] == 1
 
         # Another endpoint (same provider and model) is another seller: nothing replays.
-        forget_kept_texts(book)
+        book.forget_kept_texts()
         book.file("output/section_05.md").unlink()
         book.set_overrides(real(b))
         proc = book.run("--cores", "2", env=KEY)
