@@ -70,12 +70,13 @@ def spending(calls: list[dict[str, Any]], simulated: bool = False) -> Spending:
 
 
 def journal_calls(state_root: Path = paths.STATE) -> dict[str, list[dict[str, Any]]]:
-    """Every journaled call of the book, by section id (read from ``.bookgen/calls``)."""
+    """Every journaled call of the book, by section key (read from ``.bookgen/calls``: every
+    journal, including those of earlier versions and removed sections)."""
     out: dict[str, list[dict[str, Any]]] = {}
     for path in sorted(paths.calls_journal("x", state_root).parent.glob("section_*.jsonl")):
-        sid = path.stem.removeprefix("section_")
-        out[sid] = CallJournal(path).records(
-            in_flight=lambda sid=sid: section_busy(sid, state_root)
+        key = paths.state_key(path)
+        out[key] = CallJournal(path).records(
+            in_flight=lambda key=key: section_busy(key, state_root)
         )
     return out
 

@@ -135,7 +135,7 @@ def cmd_reprice(args: argparse.Namespace, config: dict[str, Any]) -> str:
     sections, note = book_table(config)
     hold_run_lock()  # no run may append to a journal while it is rewritten
     before, before_sim = book_spending(), book_spending(simulated=True)
-    done = reprice_book(config, [] if note else cost_report_inputs(config, sections))
+    done = reprice_book(config, [] if note else cost_report_inputs(config, sections), sections)
     after, after_sim = book_spending(), book_spending(simulated=True)
     if args.json:
         return (

@@ -27,13 +27,29 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Section:
-    """One section of the book as the user specified it."""
+    """One section of the book as the user specified it.
+
+    ``id`` is its position (zero-padded): it names the files readers see, in book order
+    (``output/section_05.md``). ``key`` is its identity: it names its bookkeeping (journal,
+    history, failure note, lock), which therefore follows the section when sections are
+    inserted, removed or reordered. The key is ``id-<slug>`` for an entry with an explicit
+    ``id:`` (kept through a rename), else ``spec-<digest of its own entry>``.
+    """
 
     id: str
     number: int
     title: str
     key_points: tuple[str, ...]
     words: int
+    key: str = ""  # empty: derived from the entry (see above)
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", self.entry_key())
+
+    def entry_key(self) -> str:
+        """The key its own entry gives it (``spec-<digest>``), whatever its ``id:``."""
+        return f"spec-{_digest(self.spec())}"
 
     def spec(self) -> dict[str, Any]:
         return {"title": self.title, "key_points": list(self.key_points), "words": self.words}
@@ -68,6 +84,7 @@ def sections_from_config(config: dict[str, Any]) -> list[Section]:
             title=e["title"].strip(),
             key_points=tuple(k.strip() for k in e["key_points"]),
             words=int(e["words"]),
+            key=f"id-{e['id']}" if e.get("id") else "",
         )
         for i, e in enumerate(entries, start=1)
     ]
@@ -114,6 +131,18 @@ def duplicate_title(entries: list[dict[str, Any]]) -> tuple[int, int] | None:
     return None
 
 
+def duplicate_id(entries: list[dict[str, Any]]) -> tuple[int, int] | None:
+    """``(index, earlier index)`` of the first section entry whose ``id`` repeats an earlier
+    one, or None."""
+    seen: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        if entry.get("id"):
+            if entry["id"] in seen:
+                return i, seen[entry["id"]]
+            seen[entry["id"]] = i
+    return None
+
+
 def check_config(config: dict[str, Any]) -> None:
     """Checks the schema cannot express. Raises ConfigError naming the field and the fix."""
     dup = duplicate_title(config["sections"])
@@ -123,6 +152,14 @@ def check_config(config: dict[str, Any]) -> None:
             f"config error in sections[{i}].title: section {i + 1} has the same title as "
             f"section {j + 1} ({config['sections'][i]['title']!r}). Every section needs its own "
             "title; rename one of them or merge the two entries."
+        )
+    dup = duplicate_id(config["sections"])
+    if dup:
+        i, j = dup
+        raise ConfigError(
+            f"config error in sections[{i}].id: section {i + 1} has the same id as section "
+            f"{j + 1} ({config['sections'][i]['id']!r}). An id names one section's bookkeeping; "
+            "give each section its own id, or leave it out."
         )
     if not config["sections"] and not config.get("topic"):
         raise ConfigError(
@@ -222,10 +259,14 @@ def section_fingerprint(shared: dict[str, str], section: Section) -> dict[str, s
     purpose (they reach this section's prompt only as orientation), and so are prices, retry
     and report settings and the code itself: none of them may re-bill a finished section.
     """
-    spec = (
+    return {"spec": spec_line(section), **shared}
+
+
+def spec_line(section: Section) -> str:
+    """The section's own entry as its fingerprint shows it (``section spec: Title | ...``)."""
+    return (
         f"section spec: {section.title} | {'; '.join(section.key_points)} | {section.words} words"
     )
-    return {"spec": spec, **shared}
 
 
 def _digest(value: Any) -> str:

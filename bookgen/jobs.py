@@ -60,12 +60,14 @@ def outline(config: dict[str, Any], output: Any, log: Any) -> None:
         raise JobFailed(f"the outline could not be written: {e}") from None
 
 
-def cost_report(input: Any, output: Any, params: Any, log: Any) -> None:
-    """Rule ``cost_report``: merge the usage files (bookgen.report)."""
+def cost_report(config: dict[str, Any], input: Any, output: Any, params: Any, log: Any) -> None:
+    """Rule ``cost_report``: merge the usage files, and every journaled call no usage file
+    lists (earlier versions, removed sections), so the total is what the book cost
+    (bookgen.report)."""
     from bookgen.pricing import format_usd
-    from bookgen.report import build_cost_report, load_usage_docs, save_cost_report
+    from bookgen.report import book_cost_report, save_cost_report
 
-    report = build_cost_report(load_usage_docs(list(input)), params.title)
+    report = book_cost_report(list(input), params.title, book_sections(config))
     save_cost_report(report, output.json, output.md)
     t = report["totals"]
     simulated = (

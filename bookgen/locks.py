@@ -56,15 +56,16 @@ def exclusive(path: Path, on_wait=None) -> Iterator[None]:
         os.close(fd)
 
 
-def section_lock(sid: str, root: Path = paths.STATE, on_wait=None):
-    """Serialise writers of one section, e.g. a new run and a job process left running by a killed
-    one (jobs are processes of their own when the workflow profile is not used)."""
-    return exclusive(root / "locks" / f"section_{sid}.lock", on_wait)
+def section_lock(key: str, root: Path = paths.STATE, on_wait=None):
+    """Serialise writers of one section (by its key), e.g. a new run and a job process left
+    running by a killed one (jobs are processes of their own when the workflow profile is not
+    used)."""
+    return exclusive(paths.section_lock_file(key, root), on_wait)
 
 
-def section_busy(sid: str, root: Path = paths.STATE) -> bool:
+def section_busy(key: str, root: Path = paths.STATE) -> bool:
     """True while a live process holds the section's lock (it is being written right now)."""
-    path = root / "locks" / f"section_{sid}.lock"
+    path = paths.section_lock_file(key, root)
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:

@@ -24,6 +24,7 @@ from bookgen.config import (
     Section,
     _digest,
     book_fingerprint,
+    duplicate_id,
     duplicate_title,
     sections_from_config,
     template_text,
@@ -62,15 +63,22 @@ def apply_topic_layering(config: dict[str, Any], command_line: dict[str, Any]) -
 
 
 def duplicate_message(entries: list[dict[str, Any]]) -> str | None:
-    """What is wrong when two entries share a title, else None."""
+    """What is wrong when two entries share a title or an ``id``, else None."""
     dup = duplicate_title(entries)
-    if dup is None:
-        return None
-    i, j = dup
-    return (
-        f"sections[{i}].title repeats the title of sections[{j}] ({entries[i]['title']!r}); "
-        "every section needs its own title"
-    )
+    if dup is not None:
+        i, j = dup
+        return (
+            f"sections[{i}].title repeats the title of sections[{j}] ({entries[i]['title']!r}); "
+            "every section needs its own title"
+        )
+    dup = duplicate_id(entries)
+    if dup is not None:
+        i, j = dup
+        return (
+            f"sections[{i}].id repeats the id of sections[{j}] ({entries[i]['id']!r}); every "
+            "section needs its own id (or none)"
+        )
+    return None
 
 
 def outline_check(config: dict[str, Any]):
@@ -132,6 +140,7 @@ def write_outline(
         title=f"Outline: {config['topic']}",
         key_points=(),
         words=int(config["section_words"]) * int(config["section_count"]),
+        key=OUTLINE_ID,
     )
     job = SectionJob(
         config=config,

@@ -61,19 +61,34 @@ def book_file(fmt: str) -> Path:
     return OUTPUT / f"book.{fmt}"
 
 
-def calls_journal(sid: str, root: Path = STATE) -> Path:
-    """Append-only record of every API call made for a section, kept across failed attempts."""
-    return root / "calls" / f"section_{sid}.jsonl"
+def calls_journal(key: str, root: Path = STATE) -> Path:
+    """Append-only record of every API call made for a section, kept across failed attempts.
+
+    Bookkeeping is named by the section's key (``bookgen.config.Section.key``), not its
+    position, so it follows the section when sections are inserted, removed or reordered.
+    """
+    return root / "calls" / f"section_{key}.jsonl"
 
 
-def failure_note(sid: str, root: Path = STATE) -> Path:
-    return root / "failures" / f"section_{sid}.json"
+def failure_note(key: str, root: Path = STATE) -> Path:
+    return root / "failures" / f"section_{key}.json"
 
 
-def section_history(sid: str, root: Path = STATE) -> Path:
-    """Every finished text of a section, kept because Snakemake deletes a job's outputs when it
-    starts: a regeneration that then fails must not lose the last good text."""
-    return root / "history" / f"section_{sid}"
+def section_history(key: str, root: Path = STATE) -> Path:
+    """Every finished text of a section with its usage document, kept because Snakemake deletes
+    a job's outputs when it starts: a regeneration that then fails must not lose the last good
+    text, and a section that moves to another file number is restored from here."""
+    return root / "history" / f"section_{key}"
+
+
+def section_lock_file(key: str, root: Path = STATE) -> Path:
+    """Held while a process writes the section (``bookgen.locks``)."""
+    return root / "locks" / f"section_{key}.lock"
+
+
+def state_key(path: Path) -> str:
+    """The key a bookkeeping file or folder above belongs to (``section_<key>[.ext]``)."""
+    return path.name.split(".", 1)[0].removeprefix("section_")
 
 
 def response_cache_dir(root: Path = STATE) -> Path:

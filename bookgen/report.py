@@ -10,13 +10,17 @@ before their usage arrived kept apart in ``estimated_*``.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bookgen import paths
+from bookgen.budget import journal_calls
+from bookgen.config import Section
 from bookgen.fsutil import atomic_write_json, atomic_write_text
 from bookgen.pricing import format_usd, sum_costs
-from bookgen.usage import TOKEN_FIELDS, validate
+from bookgen.usage import TOKEN_FIELDS, sum_calls, validate
 
 SUMMED = (
     "calls",
@@ -30,12 +34,49 @@ SUMMED = (
 COSTS = ("cost_usd", "estimated_cost_usd", "failed_cost_usd", "simulated_cost_usd")
 
 
-def build_cost_report(usage_docs: list[dict[str, Any]], book_title: str) -> dict[str, Any]:
-    """Merge usage documents (in book order) into the cost report."""
+EARLIER_TITLE = "earlier versions and removed sections"
+
+
+def earlier_calls(
+    journals: dict[str, list[dict[str, Any]]],
+    usage_docs: list[dict[str, Any]],
+    keys: dict[str, str],
+) -> list[dict[str, Any]]:
+    """The journaled calls no usage document lists: those of section keys no current section
+    has (an edited section's earlier versions, removed sections, bookkeeping of older bookgen
+    versions). ``journals`` is ``bookgen.budget.journal_calls()``; ``keys`` maps file numbers
+    to the current sections' keys (a usage file is its file number's current section's, even
+    when written before it named its key or before the section got an ``id:``)."""
+    listed = {doc.get("key") for doc in usage_docs}
+    listed |= {keys.get(doc["section"], doc["section"]) for doc in usage_docs}
+    return [c for key, calls in sorted(journals.items()) if key not in listed for c in calls]
+
+
+def book_cost_report(
+    usage_files: Sequence[str | Path],
+    book_title: str,
+    sections: list[Section],
+    state_root: Path = paths.STATE,
+) -> dict[str, Any]:
+    """The book's cost report: its usage files (in book order) merged, and every journaled call
+    none of them lists in a row of its own, so the total is everything the book cost."""
+    docs = load_usage_docs(list(usage_files))
+    keys = {s.id: s.key for s in sections}
+    return build_cost_report(docs, book_title, earlier_calls(journal_calls(state_root), docs, keys))
+
+
+def build_cost_report(
+    usage_docs: list[dict[str, Any]],
+    book_title: str,
+    earlier: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    """Merge usage documents (in book order) into the cost report; ``earlier`` calls (see
+    ``earlier_calls``) get a row of their own so the total is everything the book cost."""
+    earlier_doc = _earlier_doc(list(earlier)) if earlier else None
     sections = []
     price_table: dict[str, dict[str, Any]] = {}
     unknown: set[str] = set()
-    for doc in usage_docs:
+    for doc in [*usage_docs, *filter(None, [earlier_doc])]:
         t = doc["totals"]
         sections.append(
             {
@@ -57,11 +98,13 @@ def build_cost_report(usage_docs: list[dict[str, Any]], book_title: str) -> dict
             else:
                 rates = dict(call["rates"])
                 price_table.setdefault(call["model"], {})[rates.pop("period")] = rates
-    totals: dict[str, Any] = {k: sum(s[k] for s in sections) for k in SUMMED}
-    totals.update({k: sum_costs([s[k] for s in sections]) for k in COSTS})
+    earlier_row = sections.pop() if earlier_doc else None
+    rows = [*sections, *filter(None, [earlier_row])]
+    totals: dict[str, Any] = {k: sum(s[k] for s in rows) for k in SUMMED}
+    totals.update({k: sum_costs([s[k] for s in rows]) for k in COSTS})
     totals["sections"] = len(sections)
     totals["words"] = sum(s["words"] for s in sections)
-    totals["api_time_s"] = round(sum(s["api_time_s"] for s in sections), 3)
+    totals["api_time_s"] = round(sum(s["api_time_s"] for s in rows), 3)
     totals["wall_time_s"] = round(sum(s["wall_time_s"] for s in sections), 3)
     warnings = [
         f"no price configured for model {m!r}: its cost is reported as unknown (null). Add it "
@@ -79,6 +122,7 @@ def build_cost_report(usage_docs: list[dict[str, Any]], book_title: str) -> dict
         "unknown_price_models": sorted(unknown),
         "warnings": warnings,
         "sections": sections,
+        "earlier": earlier_row,
         "totals": totals,
     }
     validate(report, "cost_report.schema.yaml")
@@ -132,6 +176,14 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"{s['reasoning_tokens']:,} | {format_usd(s['cost_usd'])} | {s['api_time_s']:.1f} s | "
             f"{s['wall_time_s']:.1f} s |"
         )
+    e = report.get("earlier")
+    if e:
+        lines.append(
+            f"| {e['title']} | {e['calls']} | {e['prompt_cache_hit_tokens']:,} | "
+            f"{e['prompt_cache_miss_tokens']:,} | {e['completion_tokens']:,} | "
+            f"{e['reasoning_tokens']:,} | {format_usd(e['cost_usd'])} | {e['api_time_s']:.1f} s | "
+            "– |"
+        )
     lines.append(
         f"| **Total** | {t['calls']} | {t['prompt_cache_hit_tokens']:,} | "
         f"{t['prompt_cache_miss_tokens']:,} | {t['completion_tokens']:,} | "
@@ -162,6 +214,22 @@ def render_markdown(report: dict[str, Any]) -> str:
     for model in report["unknown_price_models"]:
         lines.append(f"| {model} | – | unknown | unknown | unknown |")
     return "\n".join(lines) + "\n"
+
+
+def _earlier_doc(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """The earlier calls in the shape of a usage document, for the report's extra row."""
+    return {
+        "section": "earlier",
+        "title": EARLIER_TITLE,
+        "model": ", ".join(sorted({c["model"] for c in calls})),
+        # Older records do not name their provider; a simulated call says so.
+        "provider": ", ".join(sorted({c.get("provider", "unrecorded") for c in calls})),
+        "simulated": all(c.get("simulated", False) for c in calls),
+        "words": 0,
+        "wall_time_s": 0.0,
+        "calls": calls,
+        "totals": sum_calls(calls),
+    }
 
 
 def load_usage_docs(paths: list[str | Path]) -> list[dict[str, Any]]:

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from bookgen import paths
+from bookgen.config import Section
 from bookgen.fsutil import atomic_write_json, atomic_write_text, read_json_lines
 from bookgen.pricing import call_costs
-from bookgen.report import build_cost_report, load_usage_docs, save_cost_report
+from bookgen.report import book_cost_report, save_cost_report
 from bookgen.usage import TOKEN_FIELDS, is_replay, sum_calls, validate
 
 PRICED_BY = (
@@ -89,12 +90,13 @@ def reprice_usage_file(path: Path, prices: dict[str, Any], out: Repriced) -> Non
 def reprice_book(
     config: dict[str, Any],
     report_inputs: list[Path],
+    sections: list[Section],
     state_root: Path = paths.STATE,
     output: Path = paths.OUTPUT,
 ) -> Repriced:
     """Reprice every journal and usage file of the book, then rebuild the cost report from
-    ``report_inputs`` (the usage files the ``cost_report`` rule merges, in book order) when it
-    differs and each of them exists; otherwise the next run builds it."""
+    ``report_inputs`` (the usage files the ``cost_report`` rule merges, in book order, for
+    ``sections``) when it differs and each of them exists; otherwise the next run builds it."""
     prices = config["prices"]
     out = Repriced()
     for journal in sorted(paths.calls_journal("x", state_root).parent.glob("*.jsonl")):
@@ -104,7 +106,7 @@ def reprice_book(
     out.missing_usage = [str(p) for p in report_inputs if not p.exists()]
     if not report_inputs or out.missing_usage:
         return out
-    report = build_cost_report(load_usage_docs(report_inputs), config["book"]["title"])
+    report = book_cost_report(report_inputs, config["book"]["title"], sections, state_root)
     json_out = paths.cost_report("json", output)
     if _without_date(_read(json_out)) != _without_date(report):
         save_cost_report(report, json_out, paths.cost_report("md", output))

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bookgen import clock, interrupt, paths
+from bookgen import clock, history, interrupt, paths
 from bookgen.budget import BudgetReached, begin_call, end_call, progress_line, run_spending
 from bookgen.client import CallOutcome, endpoint_request, shared_client, stream_call
 from bookgen.config import Section, template_text
@@ -88,10 +88,10 @@ class SectionWriter:
         self.client = client or shared_client(job.config, job.state_root)
         self.sleep = sleep
         self.sid = job.section.id
-        self.journal = CallJournal(paths.calls_journal(self.sid, job.state_root))
+        self.journal = CallJournal(paths.calls_journal(job.section.key, job.state_root))
         # A section whose reply was rejected (or that failed unexpectedly) is written afresh:
         # replaying the same replies would only fail the same way.
-        self.fresh = _writes_afresh(paths.failure_note(self.sid, job.state_root))
+        self.fresh = history.writes_afresh(job.section.key, job.state_root)
         self.cache = ResponseCache(
             paths.response_cache_dir(job.state_root),
             bool(job.config["response_cache"]),
@@ -333,6 +333,7 @@ class SectionWriter:
         calls = self.journal.records()
         doc = {
             "section": self.sid,
+            "key": self.job.section.key,
             "title": self.job.section.title,
             "provider": cfg["provider"],
             "model": cfg["model"],
@@ -358,16 +359,6 @@ def _only_reasoning(out: CallOutcome) -> str:
     return f" ({what})"
 
 
-def _writes_afresh(note: Path) -> bool:
-    """The failure note says the next run must not replay the section's cached replies (notes
-    from before ``fresh`` existed: a quality control failure)."""
-    try:
-        doc = json.loads(note.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return bool(doc.get("fresh")) or "qc" in doc
-
-
 def unexpected_failure(e: Exception, writer: SectionWriter) -> SectionFailed:
     """A SectionFailed for an exception nothing foresaw (a bug, a reply no check expected): its
     cause in one line, the traceback in the section's log, and the next run writes afresh."""
@@ -385,7 +376,12 @@ def record_failure(writer: SectionWriter, note: Path, e: SectionFailed) -> None:
     """Log why the job failed and write its failure note (read by the summary, by
     ``bookgen status`` and by the next run: ``fresh``)."""
     writer.log.line(f"FAILED: {e}")
-    failure: dict[str, Any] = {"section": writer.sid, "error": str(e), "at": _iso(time.time())}
+    failure: dict[str, Any] = {
+        "section": writer.sid,
+        "key": writer.job.section.key,
+        "error": str(e),
+        "at": _iso(time.time()),
+    }
     if e.fresh:
         failure["fresh"] = True
     if getattr(e, "qc", None):
@@ -393,26 +389,42 @@ def record_failure(writer: SectionWriter, note: Path, e: SectionFailed) -> None:
     atomic_write_json(note, failure)
 
 
+def restored(writer: SectionWriter, kept: history.Kept) -> tuple[str, dict[str, Any]]:
+    """A kept text of this section made for the job's fingerprint, and its usage document as
+    of now (this file number, every call in the section's journal): no API call."""
+    text = kept.text_path.read_text(encoding="utf-8")
+    writer.qc = kept.usage.get("qc")
+    doc = writer.usage_document(text, kept.usage["wall_time_s"])
+    doc["generated_at"] = kept.usage["generated_at"]
+    writer.log.line(f"text restored from {kept.text_path} (was section_{kept.was}): no API call")
+    return text, doc
+
+
 def run_section_job(job: SectionJob) -> None:
     """Write the section and its usage file, or record why it failed and raise SectionFailed."""
     t0 = time.monotonic()
     writer = SectionWriter(job)
-    note = paths.failure_note(job.section.id, job.state_root)
+    key = job.section.key
+    note = paths.failure_note(key, job.state_root)
 
     def waiting() -> None:
         writer.log.line("waiting for another process that is still writing this section")
 
     try:
-        with section_lock(job.section.id, job.state_root, on_wait=waiting):
-            writer.log.line(f"writing {job.section.title!r} ({job.section.words} words target)")
-            text = writer.write()
-            doc = writer.usage_document(text, time.monotonic() - t0)
+        with section_lock(key, job.state_root, on_wait=waiting):
+            kept = history.restorable(job.config, job.section, job.fingerprint, job.state_root)
+            if kept is not None:
+                text, doc = restored(writer, kept)
+            else:
+                writer.log.line(f"writing {job.section.title!r} ({job.section.words} words target)")
+                text = writer.write()
+                doc = writer.usage_document(text, time.monotonic() - t0)
             atomic_write_json(job.out_usage, doc)
             atomic_write_text(job.out_md, text)
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-            atomic_write_text(
-                paths.section_history(job.section.id, job.state_root) / f"{stamp}.md", text
-            )
+            if kept is None:
+                history.keep(key, text, doc, job.state_root)
+            else:
+                history.remember(kept, doc)
             note.unlink(missing_ok=True)
         t = doc["totals"]
         cost = format_usd(t["cost_usd"])

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bookgen import paths
+from bookgen import history, paths
 from bookgen.budget import book_spending, journal_calls, run_spending, spending
 from bookgen.config import Section, book_fingerprint, section_fingerprint
 from bookgen.locks import section_busy
@@ -101,10 +101,10 @@ def section_states(
     journals = journal_calls(state_root)
     out = []
     for s in sections:
-        calls = journals.get(s.id, [])
+        calls = journals.get(s.key, [])
         spent = spending(calls)
         usage = _read_json(paths.section_usage(s.id)) if paths.section_md(s.id).exists() else None
-        note = _read_json(paths.failure_note(s.id, state_root))
+        note = _read_json(paths.failure_note(s.key, state_root))
         state, detail = "pending", "not written yet"
         if usage is not None:
             changed = _changed_parts(usage.get("fingerprint", {}), section_fingerprint(shared, s))
@@ -119,7 +119,7 @@ def section_states(
                 state, detail = ("flagged", "QC: " + ", ".join(flags)) if flags else ("done", "")
         elif note is not None:
             state, detail = "failed", short_error(str(note.get("error", "see its log")))
-        if section_busy(s.id, state_root):
+        if section_busy(s.key, state_root):
             state, detail = "running", "being written now"
         out.append(
             SectionState(
@@ -224,7 +224,7 @@ def render_status(report: dict[str, Any]) -> str:
 
 
 def failure_summary(
-    section_ids: list[str],
+    sections: list[Section],
     state_root: Path = paths.STATE,
     job_logs: dict[str, Path] | None = None,
 ) -> str:
@@ -232,8 +232,9 @@ def failure_summary(
     cluster job's log, from ``job_logs``, when the job ran on a cluster)."""
     lines = []
     budget_message = None
-    for sid in section_ids:
-        note = paths.failure_note(sid, state_root)
+    for section in sections:
+        sid = section.id
+        note = paths.failure_note(section.key, state_root)
         if not note.exists() or paths.section_md(sid).exists():
             continue
         try:
@@ -245,8 +246,8 @@ def failure_summary(
             error = short_error(error, limit=len(error))
         logs = [paths.section_log(sid), *([job_logs[sid]] if sid in (job_logs or {}) else [])]
         lines.append(f"  section_{sid}: {error} (log: {', '.join(map(str, logs))})")
-        kept = sorted(paths.section_history(sid, state_root).glob("*.md"))
-        if kept:
+        kept = history.texts(section.key, state_root) or [history.last_text_at(sid, state_root)]
+        if kept[-1] is not None:
             lines.append(f"    its last finished text is kept in {kept[-1]}")
     if not lines:
         return ""

@@ -3,7 +3,7 @@
 import inspect
 import sys
 
-from bookgen import interrupt, jobs, live, paths
+from bookgen import history, interrupt, jobs, live, paths
 from bookgen.budget import check_budget_config, exhausted_message
 from bookgen.cluster import ProgressWatcher, kept_job_logs
 from bookgen.config import (
@@ -50,6 +50,9 @@ except (ConfigError, ValueError) as err:
 SECTION_BY_ID = {s.id: s for s in SECTIONS}
 BOOK_FINGERPRINT = book_fingerprint(config)
 WATCHERS = []  # the main process's ProgressWatcher while jobs run on a cluster
+# Sections that moved to another file number get their text back from .bookgen/history at $0.
+for line in history.moved_lines(config, SECTIONS, BOOK_FINGERPRINT):
+    print(line, file=sys.stderr)
 
 
 wildcard_constraints:
@@ -127,11 +130,15 @@ def fingerprint(part):
     return presigned(get)
 
 
-def known_section_ids():
-    """The ids of the book's sections, as far as they are known (a topic needs its outline)."""
+def known_sections():
+    """The book's sections, as far as they are known (a topic needs its outline)."""
     if TOPIC_MODE and not paths.outline_file().exists():
         return []
-    return [s.id for s in book_sections(config)]
+    return book_sections(config)
+
+
+def known_section_ids():
+    return [s.id for s in known_sections()]
 
 
 def on_start(workflow):
@@ -157,6 +164,8 @@ def on_start(workflow):
     api = workflow.global_resources.get("api")
     api = getattr(api, "value", api) or workflow.cores
     live.register_run(config, SECTIONS, min(workflow.cores, int(api)))
+    for line in history.adopt_bookkeeping(SECTIONS):
+        print(line, file=sys.stderr)
     interrupt.install()
     if not workflow.local_exec:
         WATCHERS.append(ProgressWatcher(config, known_section_ids))
@@ -179,10 +188,13 @@ def on_end():
 
 def on_error():
     on_end()
-    ids = known_section_ids()
+    sections = known_sections()
     job_logs = None
     if not workflow.local_exec:  # the logs the SLURM plugin keeps for failed jobs
+        ids = [s.id for s in sections]
         job_logs = kept_job_logs(ids, getattr(workflow.executor_settings, "logdir", None))
-    summary = "\n".join(filter(None, [outline_failure(), failure_summary(ids, job_logs=job_logs)]))
+    summary = "\n".join(
+        filter(None, [outline_failure(), failure_summary(sections, job_logs=job_logs)])
+    )
     if summary:
         print(summary, file=sys.stderr)

@@ -18,4 +18,4 @@ rule cost_report:
     params:
         title=config["book"]["title"],
     run:
-        jobs.cost_report(input, output, params, log)
+        jobs.cost_report(config, input, output, params, log)

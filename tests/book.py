@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from bookgen.config import sections_from_config
 from tests.conftest import REPO
 
 WORKFLOW_PARTS = ("Snakefile", "rules", "config", "profiles", "bookgen", "report")
@@ -74,6 +75,23 @@ class Book:
         proc = self.run("--dry-run", *targets)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return parse_dry_run(proc.stdout + proc.stderr)
+
+    def key(self, sid: str) -> str:
+        """The key (``bookgen.config.Section.key``) of the section at file number ``sid``: it
+        names the section's journal, history and failure note under ``.bookgen/``."""
+        config = yaml.safe_load((self.path / "config" / "config.yaml").read_text())
+        overrides = yaml.safe_load((self.path / "overrides.yaml").read_text()) or {}
+        entries = overrides.get("sections") or config["sections"]
+        return next(s.key for s in sections_from_config({"sections": entries}) if s.id == sid)
+
+    def journal(self, sid: str) -> Path:
+        """The call journal of the section at file number ``sid``."""
+        return self.path / ".bookgen" / "calls" / f"section_{self.key(sid)}.jsonl"
+
+    def forget_kept_texts(self) -> None:
+        """Delete ``.bookgen/history``: a deleted section is then rebuilt by sending its requests
+        again (replayed from the response cache) instead of being restored with no request."""
+        shutil.rmtree(self.path / ".bookgen" / "history")
 
     def file(self, rel: str) -> Path:
         return self.path / rel

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bookgen import paths
 from bookgen.cluster import ProgressWatcher, kept_job_logs, slurm_job_line
+from bookgen.config import sections_from_config
 from bookgen.fsutil import atomic_write_json, atomic_write_text
 from bookgen.progress import start_count
 from bookgen.status import failure_summary
@@ -73,8 +74,12 @@ def test_the_newest_kept_slurm_log_is_named_in_the_failure_summary(tmp_path, mon
         os.utime(log, (mtime, mtime))
     logs = kept_job_logs(IDS)
     assert logs == {"02": logdir / "rule_section" / "02" / "44.log"}
-    atomic_write_json(paths.failure_note("02"), {"section": "02", "error": "HTTP 500"})
-    summary = failure_summary(IDS, job_logs=logs)
+    sections = sections_from_config(
+        {"sections": [{"title": f"T{i}", "key_points": ["k"], "words": 100} for i in (1, 2, 3)]}
+    )
+    assert [s.id for s in sections] == IDS
+    atomic_write_json(paths.failure_note(sections[1].key), {"section": "02", "error": "HTTP 500"})
+    summary = failure_summary(sections, job_logs=logs)
     assert (
         "section_02: HTTP 500 (log: output/logs/section_02.log, "
         ".snakemake/slurm_logs/rule_section/02/44.log)" in summary

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bookgen import paths
 from bookgen.client import make_client, stream_call
 from bookgen.config import (
     book_fingerprint,
@@ -219,7 +220,7 @@ def test_content_filter_is_not_retried_and_is_reported(tmp_path):
     job = make_job(tmp_path, [{"kind": "content_filter", "section": 2}])
     with pytest.raises(SectionFailed, match="content filter"):
         run_section_job(job)
-    note = (job.state_root / "failures" / "section_02.json").read_text()
+    note = paths.failure_note(job.section.key, job.state_root).read_text()
     assert "content_filter" in note
     calls = SectionWriter(job).journal.records()
     assert len(calls) == 1 and calls[0]["finish_reason"] == "content_filter"
@@ -270,13 +271,13 @@ def test_an_unexpected_exception_ends_in_a_note_and_a_fresh_write(tmp_path):
     job.config["prompts"]["section"] = str(tmp_path / "deleted-while-running.md")
     with pytest.raises(SectionFailed, match="unexpected error: FileNotFoundError"):
         run_section_job(job)
-    note = json.loads((job.state_root / "failures" / "section_02.json").read_text())
+    note = json.loads(paths.failure_note(job.section.key, job.state_root).read_text())
     assert note["fresh"] is True and "deleted-while-running.md" in note["error"]
     assert "Traceback" in job.log.read_text()
     job.config["prompts"]["section"] = template
     assert SectionWriter(job).fresh  # the next run replays nothing
     run_section_job(job)
-    assert job.out_md.exists() and not (job.state_root / "failures" / "section_02.json").exists()
+    assert job.out_md.exists() and not paths.failure_note(job.section.key, job.state_root).exists()
 
 
 def test_no_request_carries_an_empty_assistant_turn(tmp_path):

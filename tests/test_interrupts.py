@@ -76,7 +76,7 @@ def assert_each_section_billed_once(sim: LoopbackSimulator) -> None:
 
 
 def journal(book: Book, name: str) -> list[dict]:
-    path = book.path / ".bookgen" / "calls" / f"{name}.jsonl"
+    path = book.journal(name.removeprefix("section_"))
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 

@@ -79,6 +79,9 @@ def test_a_reply_replays_only_for_the_endpoint_that_sold_it(tmp_path):
         paid = len(a.ledger()["entries"])
         first = book.file("output/section_05.md").read_text()
 
+        # Without its kept text (bookgen.history would restore the deleted file with no request
+        # at all), the rebuild sends the same requests again: they replay.
+        book.forget_kept_texts()
         book.file("output/section_05.md").unlink()
         proc = book.run("--cores", "2", env=KEY)
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -91,6 +94,7 @@ def test_a_reply_replays_only_for_the_endpoint_that_sold_it(tmp_path):
         assert usage["totals"]["calls"] == len(paying) and usage["totals"]["replays"] == 1
 
         # Another endpoint (same provider and model) is another seller: nothing replays.
+        book.forget_kept_texts()
         book.file("output/section_05.md").unlink()
         book.set_overrides(real(b))
         proc = book.run("--cores", "2", env=KEY)

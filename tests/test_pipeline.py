@@ -171,7 +171,7 @@ def test_failing_section_does_not_stop_the_others(tmp_path):
     assert book.sections() == [f"section_{i:02d}.md" for i in range(1, 12) if i != 6]
     assert not book.file("output/cost_report.json").exists()
     # Three attempts (retry.max_attempts) were made and are on record, though nothing was written.
-    journal = CallJournal(book.file(".bookgen/calls/section_06.jsonl")).records()
+    journal = CallJournal(book.journal("06")).records()
     assert [c["http_status"] for c in journal] == [500, 500, 500]
     # The fault is gone: the rerun generates only the missing section, then the report.
     book.set_overrides({"provider": "simulator", "retry": {"initial_delay_s": 0.01}})

@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 
+from bookgen import paths
 from bookgen.config import ConfigError, template_text
 from bookgen.outline import book_sections, write_outline
 from bookgen.planning import group_parts
@@ -155,14 +156,14 @@ def test_failed_quality_is_not_written_and_the_next_run_starts_afresh(tmp_path):
     with pytest.raises(QualityFailed, match=r"length: \d+ words, target 450"):
         run_section_job(job)
     assert not job.out_md.exists() and not job.out_usage.exists()
-    note = json.loads((job.state_root / "failures" / "section_02.json").read_text())
+    note = json.loads(paths.failure_note(job.section.key, job.state_root).read_text())
     assert note["qc"]["passed"] is False and "quality control failed" in note["error"]
     # The provider writes well again: the draft is asked for anew, not replayed from the cache.
     job = job_for(tmp_path, qc={"max_attempts": 1})
     run_section_job(job)
     usage = json.loads(job.out_usage.read_text())
     assert usage["qc"]["passed"] and usage["calls"][-1]["purpose"] == "write"
-    assert not (job.state_root / "failures" / "section_02.json").exists()
+    assert not paths.failure_note(job.section.key, job.state_root).exists()
 
 
 def test_warn_keeps_a_failing_section_flagged(tmp_path):

@@ -79,8 +79,8 @@ def mtimes(book: Book) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def unpriced(tmp_path_factory) -> Book:
     """A book written by a real provider (the simulator on loopback) with a model that has no
-    price: every cost is unknown. Section 2 was then rebuilt from the response cache (a $0
-    replay in its journal)."""
+    price: every cost is unknown. Section 2 was then rebuilt, without its kept text, from the
+    response cache (a $0 replay in its journal)."""
     tmp = tmp_path_factory.mktemp("reprice")
     with LoopbackSimulator(tmp / "sim") as sim:
         book = Book(
@@ -89,6 +89,7 @@ def unpriced(tmp_path_factory) -> Book:
         )
         proc = book.run("--cores", "2", env=KEY)
         assert proc.returncode == 0, proc.stderr[-3000:]
+        book.forget_kept_texts()
         book.file("output/section_02.md").unlink()
         proc = book.run("--cores", "2", env=KEY)
         assert proc.returncode == 0, proc.stderr[-3000:]

@@ -38,18 +38,19 @@ def book_dir(demo_config, tmp_path, monkeypatch):
     ):
         atomic_write_text(paths.section_md(sid), "## text\n")
         atomic_write_json(paths.section_usage(sid), _usage(demo_config, s[sid], words, **extra))
-        journal(paths.STATE, sid, call_record(sid, 0.001))
+        journal(paths.STATE, s[sid].key, call_record(sid, 0.001))
     usage = json.loads(paths.section_usage("02").read_text())
     usage["fingerprint"]["spec"] = "section spec: an older title"
     atomic_write_json(paths.section_usage("02"), usage)
-    journal(paths.STATE, "03", *[call_record("03", 0.0005, status="failed")] * 2)
-    atomic_write_json(paths.failure_note("03"), {"section": "03", "error": "HTTP 500: boom"})
+    journal(paths.STATE, s["03"].key, *[call_record("03", 0.0005, status="failed")] * 2)
+    note = {"section": "03", "error": "HTTP 500: boom"}
+    atomic_write_json(paths.failure_note(s["03"].key), note)
     return demo_config, sections
 
 
 def test_every_state_is_read_from_the_files(book_dir):
     config, sections = book_dir
-    with section_lock("05"):
+    with section_lock(sections[4].key):
         states = {s.id: s for s in section_states(config, sections)}
     assert (states["01"].state, states["01"].words, states["01"].cost_usd) == ("done", 1400, 0.001)
     assert (states["02"].state, states["02"].detail) == ("pending", "spec changed")
@@ -77,20 +78,21 @@ def test_status_table_and_totals(book_dir):
 
 def test_unknown_price_is_unknown_not_zero(book_dir):
     config, sections = book_dir
-    journal(paths.STATE, "06", call_record("06", None))
+    journal(paths.STATE, sections[5].key, call_record("06", None))
     report = status_report(config, section_states(config, sections))
     assert report["totals"]["cost_usd"] is None
     assert "unknown" in render_status(report)
 
 
-def test_budget_failures_are_summarised_once(tmp_path, monkeypatch):
+def test_budget_failures_are_summarised_once(demo_config, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    sections = sections_from_config(demo_config)[:3]
     message = (
         "budget reached: $0.0100 of $0.0100 spent (the next call could cost up to $0.0020). "
         "Raise budget_usd (e.g. --config budget_usd=0.02) and run again: ..."
     )
-    for sid in ("01", "02"):
-        atomic_write_json(paths.failure_note(sid), {"section": sid, "error": message})
-    summary = failure_summary(["01", "02", "03"])
+    for s in sections[:2]:
+        atomic_write_json(paths.failure_note(s.key), {"section": s.id, "error": message})
+    summary = failure_summary(sections)
     assert "section_01: budget reached: $0.0100 of $0.0100 spent (log:" in summary
     assert summary.count("Raise budget_usd") == 1

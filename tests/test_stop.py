@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from bookgen import interrupt
+from bookgen import interrupt, paths
 from bookgen.journal import CallJournal
 from bookgen.section import UNFINISHED_CALL, SectionFailed, SectionWriter
 from bookgen.usage import sum_calls
@@ -112,7 +112,7 @@ def test_a_call_killed_mid_request_stays_on_the_bill_as_an_estimate(tmp_path):
 
 def test_the_usage_file_bills_a_call_lost_by_a_killed_run(tmp_path):
     job = make_job(tmp_path)
-    CallJournal(tmp_path / ".bookgen" / "calls" / "section_02.jsonl").begin(
+    CallJournal(paths.calls_journal(job.section.key, job.state_root)).begin(
         {
             **unfinished("lost"),
             "section": "02",

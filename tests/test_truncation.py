@@ -63,7 +63,7 @@ def test_text_that_only_looks_cut_is_flagged_not_continued(tmp_path):
 
 
 def purposes(book: Book, sid: str) -> list[tuple[str, str | None]]:
-    calls = CallJournal(book.file(f".bookgen/calls/section_{sid}.jsonl")).records()
+    calls = CallJournal(book.journal(sid)).records()
     return [(c["purpose"], c["finish_reason"]) for c in calls]
 
 
