@@ -13,11 +13,12 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bookgen import paths
+from bookgen import interrupt, paths
 from bookgen.budget import progress_line, run_spending
 from bookgen.progress import announce, read_count
 
@@ -98,6 +99,27 @@ def slurm_job_line() -> str | None:
     """``SLURM job 42 on node n1`` for a section's log when it runs under SLURM, else None."""
     job = os.environ.get("SLURM_JOB_ID")
     return f"SLURM job {job} on node {socket.gethostname()}" if job else None
+
+
+def stop_when_orphaned(interval_s: float = 1.0) -> threading.Thread:
+    """In a cluster job's process: stop like Ctrl-C (streams abandoned and billed as cut, no new
+    request) once the process that started it is gone.
+
+    When SLURM cancels a job (Ctrl-C on the main process), the job step's Snakemake treats
+    SIGTERM as "let the running job finish", and SLURM's process tracking without cgroups
+    (``proctrack/linuxproc``) loses a process whose parent died first: seen here, such a section
+    job went on for minutes, retrying its calls, after its job was gone from ``squeue``.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        interrupt.request_stop()
+
+    thread = threading.Thread(target=watch, name="bookgen-orphan-watch", daemon=True)
+    thread.start()
+    return thread
 
 
 def kept_job_logs(section_ids: list[str], logdir: Path | None = None) -> dict[str, Path]:

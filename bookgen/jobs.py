@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bookgen import paths
-from bookgen.cluster import slurm_job_line
+from bookgen.cluster import slurm_job_line, stop_when_orphaned
 from bookgen.outline import book_sections
 from bookgen.progress import ProgressLog, announce
 
@@ -43,6 +43,7 @@ def section(config: dict[str, Any], sid: str, params: Any, output: Any, log: Any
         progress = ProgressLog(job.log, f"section_{sid}")
         progress.line(where)
         progress.close()
+        stop_when_orphaned()  # a cancelled job's process must not go on calling the API
     try:
         run_section_job(job)
     except SectionFailed as e:
@@ -54,6 +55,8 @@ def outline(config: dict[str, Any], output: Any, log: Any) -> None:
     from bookgen.outline import write_outline
     from bookgen.section import SectionFailed
 
+    if slurm_job_line():
+        stop_when_orphaned()  # a cancelled job's process must not go on calling the API
     try:
         write_outline(config, Path(output.outline), Path(output.usage), Path(log[0]))
     except SectionFailed as e:

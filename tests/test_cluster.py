@@ -92,3 +92,35 @@ def test_the_slurm_job_line_comes_from_the_environment(monkeypatch):
     assert slurm_job_line() is None
     monkeypatch.setenv("SLURM_JOB_ID", "42")
     assert (slurm_job_line() or "").startswith("SLURM job 42 on node ")
+
+
+ORPHAN = """
+import os, sys, time
+sys.path.insert(0, {repo!r})
+from bookgen import cluster, interrupt
+
+if os.fork():  # the job step that started the section job, cancelled: it dies
+    time.sleep(0.5)
+    os._exit(0)
+cluster.stop_when_orphaned(interval_s=0.05)
+deadline = time.monotonic() + 20
+while not interrupt.stopping() and time.monotonic() < deadline:
+    time.sleep(0.05)
+open({marker!r}, "w").write(f"stopping={{interrupt.stopping()}}")
+"""
+
+
+def test_a_job_whose_parent_died_stops_like_ctrl_c(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    marker = tmp_path / "marker"
+    script = ORPHAN.format(repo=str(REPO), marker=str(marker))
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=30)
+    deadline = time.monotonic() + 20
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.read_text() == "stopping=True"

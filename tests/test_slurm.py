@@ -110,6 +110,18 @@ def wait_mid_run(book: Book, proc: subprocess.Popen) -> None:
     raise AssertionError("no section was streaming")
 
 
+def processes_in(path: Path) -> list[str]:
+    """The command lines of the processes whose working directory is ``path``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and Path(os.readlink(proc / "cwd")) == path:
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
 def section_mtimes(book: Book) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in (book.path / "output").glob("section_*.md")}
 
@@ -134,6 +146,12 @@ def test_demo_book_on_slurm_with_ctrl_c_failure_and_resume(slurm, tmp_path):
         deadline = time.monotonic() + 120
         while any(j["state"] == "COMPLETING" for j in slurm_jobs(book, before)):
             assert time.monotonic() < deadline, slurm_jobs(book, before)
+            time.sleep(1)
+        # ... and no process of the book is left behind (a job step's process orphaned by the
+        # cancel went on retrying its calls: it now stops when its parent is gone)
+        deadline = time.monotonic() + 60
+        while left := processes_in(book.path):
+            assert time.monotonic() < deadline, left
             time.sleep(1)
         assert 2 <= len(book.sections()) < 11
         assert re.search(r"\[\d+/11\] section_\d\d done · \$[\d.]+ so far", run1), run1[-3000:]
