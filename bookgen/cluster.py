@@ -101,14 +101,18 @@ def slurm_job_line() -> str | None:
     return f"SLURM job {job} on node {socket.gethostname()}" if job else None
 
 
-def stop_when_orphaned(interval_s: float = 1.0) -> threading.Thread:
+def stop_when_orphaned(interval_s: float = 1.0, grace_s: float = 10.0) -> threading.Thread:
     """In a cluster job's process: stop like Ctrl-C (streams abandoned and billed as cut, no new
-    request) once the process that started it is gone.
+    request) once the process that started it is gone, and exit ``grace_s`` later whatever the
+    job step's Snakemake is doing.
 
     When SLURM cancels a job (Ctrl-C on the main process), the job step's Snakemake treats
     SIGTERM as "let the running job finish", and SLURM's process tracking without cgroups
     (``proctrack/linuxproc``) loses a process whose parent died first: seen here, such a section
-    job went on for minutes, retrying its calls, after its job was gone from ``squeue``.
+    job went on for minutes, retrying its calls, after its job was gone from ``squeue``. Once
+    stopped, the job step's Snakemake can hang for good: SLURM's SIGTERM reaching its handler
+    while the scheduler holds its own lock (seen: ``exit_gracefully`` inside ``_handle_error``),
+    hence the exit. The grace lets the section journal what its cut calls cost.
     """
     parent = os.getppid()
 
@@ -116,6 +120,8 @@ def stop_when_orphaned(interval_s: float = 1.0) -> threading.Thread:
         while os.getppid() == parent:
             time.sleep(interval_s)
         interrupt.request_stop()
+        time.sleep(grace_s)
+        os._exit(1)
 
     thread = threading.Thread(target=watch, name="bookgen-orphan-watch", daemon=True)
     thread.start()

@@ -102,11 +102,12 @@ from bookgen import cluster, interrupt
 if os.fork():  # the job step that started the section job, cancelled: it dies
     time.sleep(0.5)
     os._exit(0)
-cluster.stop_when_orphaned(interval_s=0.05)
+cluster.stop_when_orphaned(interval_s=0.05, grace_s=1.0)
 deadline = time.monotonic() + 20
 while not interrupt.stopping() and time.monotonic() < deadline:
     time.sleep(0.05)
-open({marker!r}, "w").write(f"stopping={{interrupt.stopping()}}")
+open({marker!r}, "w").write(f"{{os.getpid()}} stopping={{interrupt.stopping()}}")
+time.sleep(60)  # a job step hung for good: the watcher ends the process after its grace
 """
 
 
@@ -123,4 +124,8 @@ def test_a_job_whose_parent_died_stops_like_ctrl_c(tmp_path):
     deadline = time.monotonic() + 20
     while not marker.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert marker.read_text() == "stopping=True"
+    pid, stopping = marker.read_text().split()
+    assert stopping == "stopping=True"
+    while Path(f"/proc/{pid}").exists():  # ended after its grace, not 60 s later
+        assert time.monotonic() < deadline, "the orphaned job is still running"
+        time.sleep(0.1)
