@@ -50,6 +50,57 @@ def section(config: dict[str, Any], sid: str, params: Any, output: Any, log: Any
         raise JobFailed(f"section_{sid} failed: {e}") from None
 
 
+def _planned_job(config: dict[str, Any], key: str, params: Any, **paths_: Any) -> Any:
+    """The SectionJob of the section with ``key`` (a plan or part job)."""
+    from bookgen.section import SectionJob
+
+    sections = book_sections(config)
+    section = next((s for s in sections if s.key == key), None)
+    if section is None:
+        raise JobFailed(f"no section of the book has the key {key!r} (was it edited away?)")
+    return SectionJob(
+        config=config,
+        sections=sections,
+        section=section,
+        fingerprint=dict(params.items()),
+        output_root=paths.OUTPUT,
+        **paths_,
+    )
+
+
+def plan(config: dict[str, Any], key: str, params: Any, output: Any, log: Any) -> None:
+    """Checkpoint ``plan``: a planned section's plan (bookgen.parts)."""
+    from bookgen.parts import run_plan_job
+    from bookgen.section import SectionFailed
+
+    plan_file = Path(output.plan)
+    job = _planned_job(config, key, params, out_md=plan_file, out_usage=plan_file, log=Path(log[0]))
+    try:
+        run_plan_job(job)
+    except SectionFailed as e:
+        raise JobFailed(f"section_{job.section.id}'s plan failed: {e}") from None
+
+
+def part(config: dict[str, Any], key: str, number: int, params: Any, output: Any, log: Any) -> None:
+    """Rule ``part``: one part of a planned section (bookgen.parts)."""
+    from bookgen.parts import run_part_job
+    from bookgen.section import SectionFailed
+
+    job = _planned_job(
+        config,
+        key,
+        params,
+        out_md=Path(output.md),
+        out_usage=Path(output.usage),
+        log=Path(log[0]),
+        part=number,
+    )
+    try:
+        run_part_job(job)
+    except SectionFailed as e:
+        raise JobFailed(f"section_{job.section.id} part {number} failed: {e}") from None
+
+
 def outline(config: dict[str, Any], output: Any, log: Any) -> None:
     """Checkpoint ``outline``: the outline from the topic (bookgen.outline)."""
     from bookgen.outline import write_outline

@@ -7,6 +7,7 @@ Snakemake's own directory lock survives a killed run and blocks the next one unt
 from __future__ import annotations
 
 import fcntl
+import glob
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,16 +57,27 @@ def exclusive(path: Path, on_wait=None) -> Iterator[None]:
         os.close(fd)
 
 
-def section_lock(key: str, root: Path = paths.STATE, on_wait=None):
+def section_lock(key: str, root: Path = paths.STATE, on_wait=None, part: int | None = None):
     """Serialise writers of one section (by its key), e.g. a new run and a job process left
     running by a killed one (jobs are processes of their own when the workflow profile is not
-    used)."""
-    return exclusive(paths.section_lock_file(key, root), on_wait)
+    used). ``part``: only that part of a planned section (its parts are written in parallel)."""
+    path = (
+        paths.section_lock_file(key, root)
+        if part is None
+        else paths.part_lock_file(key, part, root)
+    )
+    return exclusive(path, on_wait)
 
 
 def section_busy(key: str, root: Path = paths.STATE) -> bool:
-    """True while a live process holds the section's lock (it is being written right now)."""
-    path = paths.section_lock_file(key, root)
+    """True while a live process holds the section's lock or one of its parts' (it is being
+    written right now)."""
+    main = paths.section_lock_file(key, root)
+    parts = main.parent.glob(f"{glob.escape(main.stem)}.part_*.lock")
+    return any(_held_by_someone(p) for p in (main, *parts))
+
+
+def _held_by_someone(path: Path) -> bool:
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:

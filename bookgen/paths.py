@@ -34,9 +34,28 @@ def section_log(sid: str) -> Path:
     return OUTPUT / "logs" / f"section_{sid}.log"
 
 
-def section_plan(sid: str, output: Path = OUTPUT) -> Path:
-    """A planned section's subsections, kept so a rerun or resume reuses them."""
-    return output / "plans" / f"section_{sid}.json"
+def section_plan(key: str, output: Path = OUTPUT) -> Path:
+    """A planned section's subsections (the ``plan`` checkpoint's output), named by the
+    section's key (``bookgen.config.Section.key``) so it follows the section when it moves."""
+    return output / "plans" / f"section_{key}.json"
+
+
+def part_dir(key: str, output: Path = OUTPUT) -> Path:
+    """A planned section's parts, each written by its own job (rule ``part``)."""
+    return output / "parts" / f"section_{key}"
+
+
+def part_md(key: str, number: int, output: Path = OUTPUT) -> Path:
+    return part_dir(key, output) / f"part_{number}.md"
+
+
+def part_usage(key: str, number: int, output: Path = OUTPUT) -> Path:
+    """The part's calls and what it was written for (fingerprint, plan, mode)."""
+    return part_dir(key, output) / f"part_{number}.json"
+
+
+def part_log(key: str, number: int, output: Path = OUTPUT) -> Path:
+    return output / "logs" / "parts" / f"section_{key}.part_{number}.log"
 
 
 def outline_file() -> Path:
@@ -84,6 +103,11 @@ def section_history(key: str, root: Path = STATE) -> Path:
 def section_lock_file(key: str, root: Path = STATE) -> Path:
     """Held while a process writes the section (``bookgen.locks``)."""
     return root / "locks" / f"section_{key}.lock"
+
+
+def part_lock_file(key: str, number: int, root: Path = STATE) -> Path:
+    """Held while a process writes one part of the section (parts are written in parallel)."""
+    return root / "locks" / f"section_{key}.part_{number}.lock"
 
 
 def state_key(path: Path) -> str:

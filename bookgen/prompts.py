@@ -37,6 +37,12 @@ last one."""
 PART_NEXT = """# Write $part
 The text above is what this section has so far. Write the next subsections below, each under its
 level-3 heading exactly as given, without repeating anything above, and stop after the last one."""
+PART_ALONE = """# Write $part
+The other parts of this section are written at the same time as this one, each from the plan
+above. Write only the subsections below, each under its level-3 heading exactly as given, and
+stop after the last one: no section title, no introduction to the section, no closing summary
+unless one of the subsections below is one."""
+NEIGHBOURS_MARKER = "Written separately from the same plan (do not explain what they cover):"
 REPAIRS = {
     "missing": """# Repair: write a missing subsection
 The section above lacks the subsection below. Write only that subsection, starting with its
@@ -48,6 +54,11 @@ starting with its level-3 heading exactly as given, and reply with that subsecti
 The text above does not cover this section's own key points ($missed). Write the whole section
 again: start with the section title as a level-2 heading (`## $title`) and a short introduction,
 then write the subsections below, each under its level-3 heading exactly as given.""",
+    "repeat": """# Repair: a part that repeats its neighbour
+The subsections below repeat what the text before them already says ($repeated). Rewrite them
+in full, each under its level-3 heading exactly as given, saying only what is new in them and
+referring back to the earlier text instead of explaining it again; reply with these subsections
+only.""",
     "markdown": """# Repair: fix broken Markdown
 The subsection "$heading" above has $problem. Rewrite it in full with every code block and math
 expression closed, starting with its level-3 heading exactly as given, and reply with that
@@ -181,6 +192,34 @@ def part_messages(
     return [*base, assistant_turn(written), {"role": "user", "content": ask}]
 
 
+def neighbour_lines(groups: list[list[dict[str, Any]]], number: int) -> str:
+    """What the parts next to part ``number`` (1-based) of ``groups`` cover."""
+    lines = [NEIGHBOURS_MARKER]
+    for other, where in ((number - 1, "before"), (number + 1, "after")):
+        if 1 <= other <= len(groups):
+            lines.append(f"Part {other} of {len(groups)} ({where} this one):")
+            lines.append(subsection_lines(groups[other - 1]))
+    return "\n".join(lines)
+
+
+def parallel_part_messages(
+    base: list[dict[str, str]], title: str, number: int, groups: list[list[dict[str, Any]]]
+) -> list[dict[str, str]]:
+    """Part ``number`` of a planned section written on its own, at the same time as the others:
+    ``base`` (book context, task, the whole plan) first, as in every call, then its own brief
+    and what its neighbours cover. Part 1 opens the section (title and introduction)."""
+    count = len(groups)
+    part = "the section" if count == 1 else f"part {number} of {count}"
+    if number == 1:
+        ask = Template(PART_FIRST).substitute(part=part, title=title)
+    else:
+        ask = Template(PART_ALONE).substitute(part=part)
+    ask = brief(ask, groups[number - 1])
+    if count > 1:
+        ask = f"{ask}\n\n{neighbour_lines(groups, number)}"
+    return [*base[:-1], {"role": "user", "content": f"{base[-1]['content']}\n\n{ask}"}]
+
+
 def repair_messages(
     base: list[dict[str, str]],
     text: str,
@@ -217,6 +256,8 @@ def fixed_prompt_texts() -> list[str]:
         PLAN_REQUEST,
         PART_FIRST,
         PART_NEXT,
+        PART_ALONE,
+        NEIGHBOURS_MARKER,
         *REPAIRS.values(),
     ]
 

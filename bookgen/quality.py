@@ -89,6 +89,7 @@ class Context:
     key_points: tuple[str, ...] = ()
     planned_headings: list[str] | None = None  # None: the section was not planned
     echo_patterns: list[re.Pattern[str]] = field(default_factory=list)
+    parts: list[list[str]] | None = None  # planned headings of each part written on its own
 
 
 @dataclass

@@ -68,6 +68,12 @@ class SectionJob:
     out_usage: Path
     log: Path
     state_root: Path = paths.STATE
+    part: int | None = None  # one part of a planned section (rule ``part``), else the section
+    output_root: Path | None = None  # where plans and parts live; default: out_md's folder
+
+    def __post_init__(self) -> None:
+        if self.output_root is None:
+            self.output_root = self.out_md.parent
 
 
 def _iso(ts: float) -> str:
@@ -150,6 +156,8 @@ class SectionWriter:
             **self.origin,
         }
         record.update(call_costs(self.config["prices"], record))  # in the period of started_at
+        if self.job.part is not None:
+            record["part"] = self.job.part
         return record
 
     def _record_replay(self, cached: dict[str, Any], purpose: str, key: str) -> dict[str, Any]:
@@ -305,6 +313,13 @@ class SectionWriter:
                 )
             raise SectionFailed(f"unexpected finish_reason {out.finish_reason!r}")
 
+    def base_messages(self) -> list[dict[str, str]]:
+        """The messages every request about this section starts with: the shared book context,
+        then the section's task."""
+        cfg = self.config
+        system, task = template_text(cfg, "system"), template_text(cfg, "section")
+        return section_messages(system, task, cfg["book"], self.job.sections, self.job.section)
+
     def write(self) -> str:
         """The section's Markdown from the shared book context and its task: planned and
         written in parts when long (bookgen.planning), then checked and repaired
@@ -313,16 +328,17 @@ class SectionWriter:
         from bookgen.repair import review
 
         cfg = self.config
-        system, task = template_text(cfg, "system"), template_text(cfg, "section")
-        base = section_messages(system, task, cfg["book"], self.job.sections, self.job.section)
+        base = self.base_messages()
         if self.fresh:
             self.log.line("a reply was rejected last time: writing afresh, not from the cache")
         first = draft(self, base)
+        templates = [template_text(cfg, "system"), template_text(cfg, "section")]
         ctx = Context(
             target_words=self.job.section.words,
             key_points=self.job.section.key_points,
             planned_headings=[s["heading"] for s in first.plan] if first.plan else None,
-            echo_patterns=echo_patterns([system, task, *fixed_prompt_texts()]),
+            echo_patterns=echo_patterns([*templates, *fixed_prompt_texts()]),
+            parts=first.parts,
         )
         text, self.qc = review(self, first, ctx)
         return text
@@ -400,6 +416,31 @@ def restored(writer: SectionWriter, kept: history.Kept) -> tuple[str, dict[str, 
     return text, doc
 
 
+def record_failure(writer: SectionWriter, note: Path, e: SectionFailed) -> None:
+    """Log why the job failed and write the section's failure note (read by the run's summary,
+    by ``bookgen status`` and by the next run)."""
+    writer.log.line(f"FAILED: {e}")
+    job = writer.job
+    failure: dict[str, Any] = {
+        "section": job.section.id,
+        "key": job.section.key,
+        "error": str(e),
+        "at": _iso(time.time()),
+    }
+    if job.part is not None:
+        failure["part"] = job.part
+    if getattr(e, "qc", None):
+        failure["qc"] = e.qc  # the verdicts of a section that failed quality control
+    atomic_write_json(note, failure)
+
+
+def discard_parts(key: str, output: Path) -> None:
+    """Remove a planned section's part files (``bookgen.parts``), so the next run writes them
+    again: after a failed quality control the section is written afresh, parts included."""
+    for path in paths.part_dir(key, output).glob("part_*"):
+        path.unlink(missing_ok=True)
+
+
 def run_section_job(job: SectionJob) -> None:
     """Write the section and its usage file, or record why it failed and raise SectionFailed."""
     t0 = time.monotonic()
@@ -437,10 +478,13 @@ def run_section_job(job: SectionJob) -> None:
             announce(progress_line(job.section.id, done, len(job.sections), spent))
     except SectionFailed as e:
         record_failure(writer, note, e)
+        if e.fresh:  # written afresh next time: its parts too
+            discard_parts(key, job.output_root)
         raise
     except Exception as e:  # nothing foresaw it: named in the note, never a silent repeat
         failed = unexpected_failure(e, writer)
         record_failure(writer, note, failed)
+        discard_parts(key, job.output_root)  # written afresh next time: its parts too
         raise failed from e
     finally:
         writer.log.close()

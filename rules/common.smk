@@ -2,8 +2,9 @@
 
 import inspect
 import sys
+from pathlib import Path
 
-from bookgen import history, interrupt, jobs, live, paths
+from bookgen import history, interrupt, jobs, live, paths, planning
 from bookgen.budget import check_budget_config, exhausted_message
 from bookgen.cluster import ProgressWatcher, kept_job_logs
 from bookgen.config import (
@@ -48,6 +49,7 @@ except (ConfigError, ValueError) as err:
     sys.exit(str(err))
 
 SECTION_BY_ID = {s.id: s for s in SECTIONS}
+SECTION_BY_KEY = {s.key: s for s in SECTIONS}
 BOOK_FINGERPRINT = book_fingerprint(config)
 WATCHERS = []  # the main process's ProgressWatcher while jobs run on a cluster
 # Sections that moved to another file number get their text back from .bookgen/history at $0.
@@ -57,6 +59,8 @@ for line in history.moved_lines(config, SECTIONS, BOOK_FINGERPRINT):
 
 wildcard_constraints:
     sid=r"\d\d+",
+    key=r"(?:id|spec)-[a-z0-9_-]+",
+    k=r"[1-9]\d*",
 
 
 def current_sections():
@@ -97,35 +101,36 @@ def presigned(fn):
     return fn
 
 
-@presigned
-def outline_gate(wildcards):
-    """No input, but in topic mode a section job waits for the outline checkpoint. The outline
-    is deliberately not an input file: editing one entry must not regenerate every section."""
-    if TOPIC_MODE:
-        checkpoints.outline.get()
-    return []
-
-
 def book_files():
     """book.md and the formats the config asks for by default (`formats`)."""
     return [str(paths.book_file(f)) for f in ("md", *config["formats"])]
+
+
+def section_of(wildcards):
+    """The section a job is for: by file number (`sid`) or, for plans and parts, by key."""
+    if TOPIC_MODE:
+        checkpoints.outline.get()
+    if "key" in wildcards.keys():
+        table = {s.key: s for s in current_sections()} if TOPIC_MODE else SECTION_BY_KEY
+        section = table.get(wildcards.key)
+        if section is None:
+            raise ValueError(f"no section of the book has the key {wildcards.key}")
+        return section
+    table = section_index(config) if TOPIC_MODE else SECTION_BY_ID
+    section = table.get(wildcards.sid)
+    if section is None:
+        ids = sorted(table)
+        raise ValueError(
+            f"there is no section {wildcards.sid}: the book has sections {ids[0]}..{ids[-1]}"
+        )
+    return section
 
 
 def fingerprint(part):
     """A params function: one part of what determines a section's text (see bookgen.config)."""
 
     def get(wildcards):
-        if TOPIC_MODE:
-            checkpoints.outline.get()
-        table = section_index(config) if TOPIC_MODE else SECTION_BY_ID
-        section = table.get(wildcards.sid)
-        if section is None:
-            ids = sorted(table)
-            raise ValueError(
-                f"there is no section {wildcards.sid}: the book has sections "
-                f"{ids[0]}..{ids[-1]}"
-            )
-        return section_fingerprint(BOOK_FINGERPRINT, section)[part]
+        return section_fingerprint(BOOK_FINGERPRINT, section_of(wildcards))[part]
 
     return presigned(get)
 
@@ -139,6 +144,31 @@ def known_sections():
 
 def known_section_ids():
     return [s.id for s in known_sections()]
+
+
+@presigned
+def section_inputs(wildcards):
+    """A planned section's plan and parts (bookgen.parts); nothing for the others. In topic
+    mode a section job waits for the outline checkpoint (section_of asks it), but the outline
+    is deliberately not an input file: editing one entry must not regenerate every section."""
+    section = section_of(wildcards)
+    if not planning.is_planned(config, section):
+        return []
+    if not planning.parts_needed(config, section, section_fingerprint(BOOK_FINGERPRINT, section)):
+        return []  # finished before its parts were jobs, or restored from history: no call
+    plan = checkpoints.plan.get(key=section.key).output.plan
+    count = planning.part_count(config, planning.read_plan(Path(plan)))
+    return [plan, *(str(paths.part_md(section.key, k)) for k in range(1, count + 1))]
+
+
+@presigned
+def part_inputs(wildcards):
+    """A part needs its section's plan; written one after another, also the part before."""
+    plan = str(paths.section_plan(wildcards.key))
+    k = int(wildcards.k)
+    if planning.parallel(config) or k == 1:
+        return [plan]
+    return [plan, str(paths.part_md(wildcards.key, k - 1))]
 
 
 def on_start(workflow):
