@@ -24,6 +24,8 @@ CHECKS = (
     "meta_text",
     "prompt_echo",
     "markdown",
+    "part_overlap",
+    "seams",
 )
 
 # Assistant chatter: phrases a textbook never contains but chat replies often do.
@@ -207,6 +209,48 @@ def coverage(point: str, text_stems: set[str]) -> float:
     """Share of a key point's content words that a text uses."""
     wanted = stems(point)
     return len(wanted & text_stems) / len(wanted) if wanted else 1.0
+
+
+_TOKEN_RE = re.compile(r"\w+")
+
+
+def shingles(text: str, size: int) -> set[int]:
+    """Hashes of every run of ``size`` consecutive words of the prose (code left out)."""
+    words = _TOKEN_RE.findall(" ".join(line for _, line in prose_lines(text)).casefold())
+    return {hash(tuple(words[i : i + size])) for i in range(len(words) - size + 1)}
+
+
+def overlap(a: set[int], b: set[int]) -> float:
+    """Share of the smaller text's shingles that the other also has (1.0: a copy)."""
+    if not a or not b:
+        return 0.0
+    return len(a & b) / min(len(a), len(b))
+
+
+def part_spans(text: str, parts: list[list[str]]) -> list[tuple[int, int] | None]:
+    """``(start, end)`` lines of each part written on its own: from its first planned
+    subsection present to the next part's (part 1 from the top); None for a part none of whose
+    subsections is in the text."""
+    subs = [p for p in split_parts(text) if p.heading is not None]
+    starts: list[int | None] = []
+    for k, headings in enumerate(parts):
+        found = [p.start for p in subs if any(headings_match(h, p.heading) for h in headings)]
+        starts.append(0 if k == 0 else (min(found) if found else None))
+    total = len(text.splitlines())
+    spans: list[tuple[int, int] | None] = []
+    for k, start in enumerate(starts):
+        if start is None:
+            spans.append(None)
+            continue
+        end = next((s for s in starts[k + 1 :] if s is not None and s > start), total)
+        spans.append((start, end))
+    return spans
+
+
+def part_texts(text: str, parts: list[list[str]]) -> list[str]:
+    """Each part's text ("" for a part that is missing)."""
+    lines = text.splitlines()
+    return ["\n".join(lines[s[0] : s[1]]) if s else "" for s in part_spans(text, parts)]
 
 
 # -- the checks --------------------------------------------------------------------------------
@@ -428,8 +472,106 @@ def check_markdown(text: str) -> Verdict:
     )
 
 
+def check_part_overlap(text: str, ctx: Context, qc: dict[str, Any]) -> Verdict:
+    """The parts of a section written on their own do not repeat each other: every pair's
+    share of shared ``qc.shingle_words``-word shingles stays within ``qc.overlap_threshold``."""
+    size = int(qc["shingle_words"])
+    sets = [shingles(t, size) for t in part_texts(text, ctx.parts or [])]
+    pairs = [
+        {"parts": [i + 1, j + 1], "overlap": round(overlap(sets[i], sets[j]), 4)}
+        for i in range(len(sets))
+        for j in range(i + 1, len(sets))
+    ]
+    over = [p for p in pairs if p["overlap"] > qc["overlap_threshold"]]
+    top = max((p["overlap"] for p in pairs), default=0.0)
+    detail = (
+        "; ".join(
+            f"parts {a} and {b} overlap {v:.0%}"
+            for (a, b), v in ((p["parts"], p["overlap"]) for p in over)
+        )
+        or f"{len(sets)} parts, closest pair {top:.0%}"
+    )
+    return Verdict("part_overlap", not over, {"max": top, "over": over}, detail)
+
+
+def check_seams(text: str, ctx: Context) -> Verdict:
+    """Where parts meet: no subsection heading twice (a part writing its neighbour's
+    subsection), no second section title (a later part opening the section again)."""
+    problems = []
+    headings = find_headings(text.splitlines())
+    title_level = headings[0].level if headings and headings[0].start == 0 else None
+    if title_level is not None:
+        problems += [
+            f"the section title again at line {h.start + 1}"
+            for h in headings[1:]
+            if h.level <= title_level
+        ]
+    seen: set[tuple[int, str]] = set()
+    for h in headings[1:] if title_level is not None else headings:
+        key = (h.level, normalise_heading(h.text))
+        if title_level is not None and h.level <= title_level:
+            continue
+        if key in seen:
+            problems.append(f"the subsection {h.text!r} twice")
+        seen.add(key)
+    return Verdict("seams", not problems, problems, "; ".join(problems) or "parts join cleanly")
+
+
+def repeated_subsections(text: str, parts: list[list[str]]) -> list[Part]:
+    """The copies to drop of a subsection written twice: the one outside the part whose plan
+    has it (else the later one)."""
+    spans = part_spans(text, parts)
+    drop: list[Part] = []
+    by_heading: dict[str, list[Part]] = {}
+    for p in split_parts(text):
+        if p.heading is not None:
+            by_heading.setdefault(normalise_heading(p.heading), []).append(p)
+    for copies in by_heading.values():
+        if len(copies) < 2:
+            continue
+        owner = next(
+            (
+                c
+                for c in copies
+                for k, span in enumerate(spans)
+                if span
+                and span[0] <= c.start < span[1]
+                and any(headings_match(h, c.heading or "") for h in parts[k])
+            ),
+            copies[0],
+        )
+        drop += [c for c in copies if c is not owner]
+    return drop
+
+
+def join_parts(text: str, parts: list[list[str]]) -> tuple[str, int]:
+    """Mend the seams without a call: drop a repeated section title, then a subsection written
+    twice (the copy outside the part that planned it); returns the text and what was dropped."""
+    lines: list[str | None] = list(text.splitlines())
+    dropped = 0
+    headings = find_headings(text.splitlines())
+    if headings and headings[0].start == 0:
+        for h in headings[1:]:
+            if h.level <= headings[0].level:
+                lines[h.start : h.end] = [None] * (h.end - h.start)
+                dropped += 1
+    text = "\n".join(line for line in lines if line is not None)
+    lines = list(text.splitlines())
+    for p in repeated_subsections(text, parts):
+        lines[p.start : p.end] = [None] * (p.end - p.start)
+        dropped += 1
+    out = "\n".join(line for line in lines if line is not None)
+    return re.sub(r"\n{3,}", "\n\n", out).strip() + "\n", dropped
+
+
 def check_section(text: str, ctx: Context, qc: dict[str, Any]) -> list[Verdict]:
-    """Every per-section check, in ``CHECKS`` order."""
+    """Every per-section check, in ``CHECKS`` order (the part checks only for a section
+    written in parts on their own)."""
+    in_parts = (
+        [check_part_overlap(text, ctx, qc), check_seams(text, ctx)]
+        if ctx.parts and len(ctx.parts) > 1
+        else []
+    )
     return [
         check_length(text, ctx, qc),
         check_key_points(text, ctx, qc),
@@ -439,6 +581,7 @@ def check_section(text: str, ctx: Context, qc: dict[str, Any]) -> list[Verdict]:
         check_meta_text(text),
         check_prompt_echo(text, ctx),
         check_markdown(text),
+        *in_parts,
     ]
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bisect
 import json
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,28 +27,13 @@ from bookgen.quality import (
     check_section,
     coverage,
     echo_patterns,
-    prose_lines,
+    overlap,
+    shingles,
     stems,
 )
 from bookgen.usage import validate
 
 TOP_PAIRS = 5
-_TOKEN_RE = re.compile(r"\w+")
-
-
-def shingles(text: str, size: int) -> set[int]:
-    """Hashes of every run of ``size`` consecutive words of the prose (code left out)."""
-    words = _TOKEN_RE.findall(" ".join(line for _, line in prose_lines(text)).casefold())
-    return {hash(tuple(words[i : i + size])) for i in range(len(words) - size + 1)}
-
-
-def overlap(a: set[int], b: set[int]) -> float:
-    """Share of the smaller section's shingles that the other also has (1.0: a copy)."""
-    if not a or not b:
-        return 0.0
-    return len(a & b) / min(len(a), len(b))
-
-
 Pair = tuple[str, str]
 
 
@@ -92,9 +76,9 @@ def summarise_overlaps(pairs: Iterable[tuple[Pair, float]], threshold: float) ->
     return OverlapSummary(closest, top, sorted(over, key=rank))
 
 
-def _plan_headings(sid: str, output: Path) -> list[str] | None:
+def _plan_headings(key: str, output: Path) -> list[str] | None:
     try:
-        doc = json.loads(paths.section_plan(sid, output).read_text(encoding="utf-8"))
+        doc = json.loads(paths.section_plan(key, output).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return [s["heading"] for s in doc.get("subsections", [])] or None
@@ -110,7 +94,7 @@ def section_verdicts(
     ctx = Context(
         target_words=section.words,
         key_points=section.key_points,
-        planned_headings=_plan_headings(section.id, output),
+        planned_headings=_plan_headings(section.key, output),
         echo_patterns=echo_patterns([*templates, *fixed_prompt_texts()]),
     )
     verdicts = check_section(text, ctx, config["qc"])

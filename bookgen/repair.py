@@ -22,8 +22,10 @@ from bookgen.quality import (
     fix_heading_levels,
     headings_match,
     is_summary,
+    join_parts,
     markdown_problems,
     part_at,
+    part_spans,
     split_parts,
     strip_chatter,
     word_count,
@@ -223,6 +225,34 @@ class Reviser:
             made.append(_repair(attempt, "expand", heading, calls))
         return text, made
 
+    def rewrite_repeating(
+        self, text: str, value: dict[str, Any], attempt: int
+    ) -> tuple[str, list[dict]]:
+        """The later part of the pair that overlaps most, written again without repeating the
+        text before it (one pair per round: the other parts' lines move)."""
+        worst = max(value["over"], key=lambda p: p["overlap"])
+        first, later = worst["parts"]
+        span = part_spans(text, self.ctx.parts or [])[later - 1]
+        headings = (self.ctx.parts or [])[later - 1]
+        subs = [
+            self.subsection(h, self.plan[h]["words"] if h in self.plan else 100) for h in headings
+        ]
+        if span is None or not subs:
+            return text, []
+        before = self.writer.calls_made
+        repeated = f"{worst['overlap']:.0%} of its wording is also in part {first}"
+        messages = repair_messages(
+            self.draft.prefix, text.strip(), "repeat", subs, repeated=repeated
+        )
+        reply = _subsection_reply(
+            self.writer.generate(messages, "repair"), subs[0]["heading"], _level(text)
+        )
+        lines = text.splitlines()
+        lines[span[0] : span[1]] = [*reply.splitlines(), ""]
+        new = "\n".join(lines).strip() + "\n"
+        calls = self.writer.calls_made - before
+        return new, [_repair(attempt, "rewrite_part", f"part {later}", calls)]
+
     def failures(self, text: str) -> dict[str, Any]:
         qc = self.writer.config["qc"]
         return {v.name: v for v in check_section(text, self.ctx, qc) if not v.passed}
@@ -240,7 +270,14 @@ class Reviser:
         if "heading_levels" in failed:
             text = fix_heading_levels(text)
             made.append(_repair(attempt, "fix_heading_levels", "headings", 0))
+        if "seams" in failed:
+            text, dropped = join_parts(text, self.ctx.parts or [])
+            made.append(_repair(attempt, "join_parts", f"{dropped} repeat(s) dropped", 0))
         failed = self.failures(text)
+        if "part_overlap" in failed:
+            text, done = self.rewrite_repeating(text, failed["part_overlap"].value, attempt)
+            made += done
+            failed = self.failures(text)
         if "markdown" in failed:
             text, done = self.rewrite_broken(text, attempt)
             made += done

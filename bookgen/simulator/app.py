@@ -393,7 +393,7 @@ class Simulator:
             request_index=self.state.take("defect-requests")[1],
             attempt=0,
             rules=self.config.defects,
-            accept=lambda rule: defects.applies(rule, req.json_mode, first),
+            accept=lambda rule: defects.applies(rule, req.json_mode, first, req.messages),
         )
 
     def _plan(

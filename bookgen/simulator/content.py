@@ -356,6 +356,30 @@ def parse_brief(text: str) -> Brief | None:
     return Brief(items, "start with the section title" in text.casefold()) if items else None
 
 
+NEIGHBOURS_MARKER = "Written separately from the same plan"
+_NEIGHBOUR_RE = re.compile(r"^Part \d+ of \d+ \((before|after) this one\):$")
+
+
+def neighbour_before(messages: list[dict[str, Any]]) -> BriefItem | None:
+    """The last subsection of the part before this one, when a request for one part of a
+    section names its neighbours (parts written at the same time); else None."""
+    users = [message_text(m.get("content")) for m in messages if m.get("role") == "user"]
+    text = users[-1] if users else ""
+    at = text.find(NEIGHBOURS_MARKER)
+    if at < 0:
+        return None
+    where, last = None, None
+    for line in text[at:].splitlines()[1:]:
+        m = _NEIGHBOUR_RE.match(line.strip())
+        if m:
+            where = m.group(1)
+            continue
+        item = _BRIEF_LINE_RE.match(line.strip())
+        if item and where == "before":
+            last = BriefItem(item.group(1), int(item.group(2)), item.group(3) or "")
+    return last
+
+
 def locate(
     messages: list[dict[str, Any]], task_index: int, json_mode: bool
 ) -> tuple[int, Brief | None]:

@@ -30,6 +30,7 @@ PROSE_KINDS = frozenset(
         "duplicate",
         "list_ending",
         "raised_headings",
+        "repeats_neighbour",
     }
 )
 JSON_KINDS = frozenset({"invalid_json", "wrong_json"})
@@ -51,10 +52,15 @@ class DefectRule(SelectorRule):
     of: int | None = None
 
 
-def applies(rule: DefectRule, json_mode: bool, first_reply: bool) -> bool:
-    """Whether ``rule`` can affect a request of this kind."""
+def applies(
+    rule: DefectRule, json_mode: bool, first_reply: bool, messages: list[dict[str, Any]] = ()
+) -> bool:
+    """Whether ``rule`` can affect a request of this kind (``repeats_neighbour``: only a part
+    of a section written on its own that has a part before it)."""
     if not first_reply:
         return False
+    if rule.kind == "repeats_neighbour":
+        return not json_mode and content.neighbour_before(list(messages)) is not None
     return rule.kind in (JSON_KINDS if json_mode else PROSE_KINDS)
 
 
@@ -134,6 +140,15 @@ def prose(
         copied = write(replace(other, total=task.total), None)
         return copied.replace(f"## {other.title}", f"## {task.title}", 1)
     text = write(task, brief)
+    if kind == "repeats_neighbour":  # the neighbour's last subsection, again, in other words
+        borrowed = content.neighbour_before(messages)
+        if borrowed is None or brief is None:
+            return text
+        copied = write(task, content.Brief([borrowed], with_title=False)).split("\n", 1)[-1]
+        lines = text.splitlines()
+        first = next((i for i, line in enumerate(lines) if line.startswith("#")), 0)
+        lines[first + 1 : first + 1] = ["", copied.strip()]
+        return "\n".join(lines) + "\n"
     if kind == "truncated":
         return _cut(text, rule.fraction or 0.6)
     if kind == "meta_text":
