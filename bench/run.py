@@ -1,7 +1,7 @@
 """Run the benchmark and write ``bench/results.json`` and ``bench/results.md``.
 
     python -m bench            # the full suite (about 25 minutes on 2 cores)
-    python -m bench --quick    # a small smoke run (about a minute)
+    python -m bench --quick    # a small smoke run (about a minute), into bench/quick/
 
 Everything runs against bookgen's simulator on loopback (or in-process); nothing leaves the
 machine. Scratch books live in ``bench/work/`` (git-ignored).
@@ -52,7 +52,13 @@ def main(argv: list[str] | None = None) -> int:
         choices=list(MEASUREMENTS),
         help="run only these measurements, keeping the others' results from results.json",
     )
-    parser.add_argument("--out", type=Path, default=BENCH, help="where results.* go")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where results.* go (default: bench/, or bench/quick/ for --quick, so a smoke run "
+        "never replaces the committed full results)",
+    )
     parser.add_argument("--work", type=Path, default=BENCH / "work", help="scratch directory")
     parser.add_argument(
         "--max-load",
@@ -66,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         "--render", action="store_true", help="only rewrite results.md from results.json"
     )
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = BENCH / "quick" if args.quick else BENCH
     if args.render:
         results = json.loads((args.out / "results.json").read_text())
         (args.out / "results.md").write_text(render(results, BENCH / "notes.md"))

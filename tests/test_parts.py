@@ -118,7 +118,10 @@ def test_a_part_that_repeats_its_neighbour_is_rewritten_once(tmp_path):
     assert qc["repairs"][0]["calls"] == 1
     checks = {c["name"]: c for c in qc["checks"]}
     assert checks["part_overlap"]["passed"] and checks["seams"]["passed"]
-    assert text.count("### ") == len(writer.qc["checks"][2]["value"]["missing"]) + 4
+    plan = json.loads(next(writer.job.output_root.glob("plans/*.json")).read_text())
+    assert [text.count(f"### {s['heading']}\n") for s in plan["subsections"]] == [1] * len(
+        plan["subsections"]
+    )
 
 
 # -- parts as jobs of the graph ------------------------------------------------------------------
