@@ -58,7 +58,8 @@ def test_clean_demo_sections_pass_every_check(demo_config):
     for section in sections_from_config(demo_config):
         text = content.section_text(task_of(section), default_words=600, **SEED)
         verdicts = check_section(text, context(demo_config, section), demo_config["qc"])
-        assert [v.name for v in verdicts] == list(CHECKS)
+        # part_overlap and seams only for a section written in parts
+        assert [v.name for v in verdicts] == list(CHECKS[:-2])
         assert [v.name for v in verdicts if not v.passed] == [], section.title
 
 
