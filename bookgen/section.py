@@ -388,23 +388,6 @@ def unexpected_failure(e: Exception, writer: SectionWriter) -> SectionFailed:
     return failed
 
 
-def record_failure(writer: SectionWriter, note: Path, e: SectionFailed) -> None:
-    """Log why the job failed and write its failure note (read by the summary, by
-    ``bookgen status`` and by the next run: ``fresh``)."""
-    writer.log.line(f"FAILED: {e}")
-    failure: dict[str, Any] = {
-        "section": writer.sid,
-        "key": writer.job.section.key,
-        "error": str(e),
-        "at": _iso(time.time()),
-    }
-    if e.fresh:
-        failure["fresh"] = True
-    if getattr(e, "qc", None):
-        failure["qc"] = e.qc  # the verdicts of a section that failed quality control
-    atomic_write_json(note, failure)
-
-
 def restored(writer: SectionWriter, kept: history.Kept) -> tuple[str, dict[str, Any]]:
     """A kept text of this section made for the job's fingerprint, and its usage document as
     of now (this file number, every call in the section's journal): no API call."""
@@ -429,6 +412,8 @@ def record_failure(writer: SectionWriter, note: Path, e: SectionFailed) -> None:
     }
     if job.part is not None:
         failure["part"] = job.part
+    if e.fresh:  # a rejected reply or an unexpected error: the next run replays nothing
+        failure["fresh"] = True
     if getattr(e, "qc", None):
         failure["qc"] = e.qc  # the verdicts of a section that failed quality control
     atomic_write_json(note, failure)
