@@ -27,7 +27,7 @@ from bookgen.planning import (
     write_part,
 )
 from bookgen.prompts import planned_task
-from bookgen.section import SectionFailed, SectionJob, SectionWriter, record_failure
+from bookgen.section import SectionFailed, SectionJob, SectionWriter, failures_noted
 from bookgen.usage import sum_calls
 
 
@@ -36,11 +36,9 @@ def run_plan_job(job: SectionJob) -> None:
     writer = SectionWriter(job)
     key = job.section.key
     try:
-        with section_lock(key, job.state_root):
+        note = paths.failure_note(key, job.state_root)
+        with failures_noted(writer, note), section_lock(key, job.state_root):
             get_plan(writer, writer.base_messages())
-    except SectionFailed as e:
-        record_failure(writer, paths.failure_note(key, job.state_root), e)
-        raise
     finally:
         writer.log.close()
 
@@ -77,7 +75,10 @@ def run_part_job(job: SectionJob) -> None:
     writer = SectionWriter(job)
     key = job.section.key
     try:
-        with section_lock(key, job.state_root, part=job.part):
+        with (
+            failures_noted(writer, paths.failure_note(key, job.state_root)),
+            section_lock(key, job.state_root, part=job.part),
+        ):
             plan = read_plan(paths.section_plan(key, job.output_root))
             groups = group_parts(plan, int(job.config["planning"]["words_per_call"]))
             if job.part > len(groups):
@@ -93,8 +94,5 @@ def run_part_job(job: SectionJob) -> None:
             atomic_write_json(job.out_usage, doc)  # the usage first: a text without it is unused
             atomic_write_text(job.out_md, text + "\n")
         writer.log.line(f"done: part {job.part} of {len(groups)}, {len(text.split()):,} words")
-    except SectionFailed as e:
-        record_failure(writer, paths.failure_note(key, job.state_root), e)
-        raise
     finally:
         writer.log.close()

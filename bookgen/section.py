@@ -6,7 +6,8 @@ import json
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -386,6 +387,21 @@ def unexpected_failure(e: Exception, writer: SectionWriter) -> SectionFailed:
     )
     failed.fresh = True
     return failed
+
+
+@contextmanager
+def failures_noted(writer: SectionWriter, note: Path) -> Iterator[None]:
+    """Every failure in the block ends in the failure note, an unexpected one too (named, its
+    traceback in the log, written afresh next time), and is raised as SectionFailed."""
+    try:
+        yield
+    except SectionFailed as e:
+        record_failure(writer, note, e)
+        raise
+    except Exception as e:  # nothing foresaw it: named in the note, never a silent repeat
+        failed = unexpected_failure(e, writer)
+        record_failure(writer, note, failed)
+        raise failed from e
 
 
 def restored(writer: SectionWriter, kept: history.Kept) -> tuple[str, dict[str, Any]]:
