@@ -38,16 +38,23 @@ def section(config: dict[str, Any], sid: str, params: Any, output: Any, log: Any
         out_usage=Path(output.usage),
         log=Path(log[0]),
     )
-    where = slurm_job_line()
-    if where:  # which SLURM job wrote the section, for `scontrol show job` and its kept log
-        progress = ProgressLog(job.log, f"section_{sid}")
-        progress.line(where)
-        progress.close()
-        stop_when_orphaned()  # a cancelled job's process must not go on calling the API
+    on_cluster_node(job.log, f"section_{sid}")
     try:
         run_section_job(job)
     except SectionFailed as e:
         raise JobFailed(f"section_{sid} failed: {e}") from None
+
+
+def on_cluster_node(log: Path, label: str) -> None:
+    """In a SLURM job: name the job in the log (for `scontrol show job` and its kept log), and
+    stop the job if the step that started it dies (a cancelled job must not go on calling)."""
+    where = slurm_job_line()
+    if not where:
+        return
+    progress = ProgressLog(log, label)
+    progress.line(where)
+    progress.close()
+    stop_when_orphaned()
 
 
 def _planned_job(config: dict[str, Any], key: str, params: Any, **paths_: Any) -> Any:
@@ -75,6 +82,7 @@ def plan(config: dict[str, Any], key: str, params: Any, output: Any, log: Any) -
 
     plan_file = Path(output.plan)
     job = _planned_job(config, key, params, out_md=plan_file, out_usage=plan_file, log=Path(log[0]))
+    on_cluster_node(job.log, f"section_{job.section.id}")
     try:
         run_plan_job(job)
     except SectionFailed as e:
@@ -95,6 +103,7 @@ def part(config: dict[str, Any], key: str, number: int, params: Any, output: Any
         log=Path(log[0]),
         part=number,
     )
+    on_cluster_node(job.log, f"section_{job.section.id}")
     try:
         run_part_job(job)
     except SectionFailed as e:
@@ -106,8 +115,7 @@ def outline(config: dict[str, Any], output: Any, log: Any) -> None:
     from bookgen.outline import write_outline
     from bookgen.section import SectionFailed
 
-    if slurm_job_line():
-        stop_when_orphaned()  # a cancelled job's process must not go on calling the API
+    on_cluster_node(Path(log[0]), "outline")
     try:
         write_outline(config, Path(output.outline), Path(output.usage), Path(log[0]))
     except SectionFailed as e:
