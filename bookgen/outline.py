@@ -36,8 +36,7 @@ from bookgen.section import (
     SectionFailed,
     SectionJob,
     SectionWriter,
-    record_failure,
-    unexpected_failure,
+    failures_noted,
 )
 from bookgen.structured import InvalidReply, json_path, request_json
 from bookgen.usage import validate
@@ -155,7 +154,7 @@ def write_outline(
     writer = SectionWriter(job)
     note = paths.failure_note(OUTLINE_ID, state_root)
     try:
-        with section_lock(OUTLINE_ID, state_root):
+        with failures_noted(writer, note), section_lock(OUTLINE_ID, state_root):
             writer.log.line(f"writing the outline: {config['section_count']} sections")
             messages = outline_messages(template_text(config, "outline"), config)
             data = request_json(
@@ -168,13 +167,6 @@ def write_outline(
             note.unlink(missing_ok=True)
         writer.log.line(f"done: {len(outline['sections'])} sections in {out_json}")
         return outline
-    except SectionFailed as e:
-        record_failure(writer, note, e)
-        raise
-    except Exception as e:  # nothing foresaw it: named in the note, never a silent repeat
-        failed = unexpected_failure(e, writer)
-        record_failure(writer, note, failed)
-        raise failed from e
     finally:
         writer.log.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from tests.book import FAST, Book
 from tests.test_quality import TIDES
+from tests.test_topic import SMALL_TOPIC
 
 
 def notes(book: Book) -> list[str]:
@@ -47,14 +48,7 @@ def test_repair_reply_with_headings_one_level_too_high(tmp_path):
     assert [r["repair"] for r in repairs].count("expand") >= 2
 
 
-TOPIC = {
-    "topic": "tides and the moon",
-    "section_count": 3,
-    "section_words": 300,
-    "sections": [],
-    "book": {"title": "Tides"},
-    "formats": [],
-}
+TOPIC = {k: v for k, v in SMALL_TOPIC.items() if k != "qc"}  # quality control as configured
 
 
 def test_an_invalid_outline_reply_is_not_replayed_by_the_next_run(tmp_path):

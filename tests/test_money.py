@@ -12,6 +12,7 @@ import pytest
 from bookgen.journal import CallJournal
 from tests.book import Book, pending_sections, short_sections
 from tests.loopback import LoopbackSimulator
+from tests.test_topic import SMALL_TOPIC
 
 KEY = {"DEEPSEEK_API_KEY": "sk-money-test-4242"}
 SMALL = {"sections": short_sections(300), "formats": []}
@@ -169,16 +170,7 @@ def test_a_reply_is_never_bought_twice_across_a_kill(tmp_path):
 def test_a_topic_book_with_a_budget_and_status_shows_what_the_budget_counts(tmp_path):
     """budget_usd works before the outline exists, and `bookgen status` reports the spending the
     budget enforces, the outline's call included, equal to the cost report's total."""
-    topic = {
-        "topic": "tides and the moon",
-        "section_count": 3,
-        "section_words": 300,
-        "sections": [],
-        "book": {"title": "Tides"},
-        "formats": [],
-        "qc": {"on_fail": "warn"},
-        "budget_usd": 1.0,
-    }
+    topic = {**SMALL_TOPIC, "budget_usd": 1.0}
     book = Book(tmp_path / "book")
     with LoopbackSimulator(tmp_path / "provider") as sim:
         book.set_overrides({**topic, "provider": "deepseek", "base_url": sim.base_url})

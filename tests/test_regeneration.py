@@ -23,6 +23,7 @@ from bookgen.config import (
 from bookgen.outline import outline_fingerprint
 from tests.book import Book, pending_sections
 from tests.conftest import REPO, load_config
+from tests.test_topic import SMALL_TOPIC
 
 ROW = re.compile(r"^\| (.+?) \| (.+?) \| (.+?) \|$")
 
@@ -123,16 +124,7 @@ def test_the_readme_row_says_what_regenerates(key, tmp_path):
 
 
 def test_raising_max_tokens_regenerates_nothing_not_even_an_edited_outline(tmp_path):
-    topic = {
-        "topic": "tides and the moon",
-        "section_count": 3,
-        "section_words": 300,
-        "sections": [],
-        "book": {"title": "Tides"},
-        "formats": [],
-        "qc": {"on_fail": "warn"},
-    }
-    book = Book(tmp_path / "topic", topic)
+    book = Book(tmp_path / "topic", SMALL_TOPIC)
     proc = book.run("--cores", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     outline = book.json("output/outline.json")

@@ -11,7 +11,8 @@ from bookgen.simulator import Simulator
 from tests.book import FAST, Book, pending_sections
 from tests.test_quality import TIDES
 
-TOPIC = {
+# A small book from a topic (other test files build on it).
+SMALL_TOPIC = {
     "topic": "tides and the moon",
     "section_count": 3,
     "section_words": 300,
@@ -19,6 +20,9 @@ TOPIC = {
     "book": {"title": "Tides"},
     "formats": [],
     "qc": {"on_fail": "warn"},
+}
+TOPIC = {
+    **SMALL_TOPIC,
     "simulator": {
         "defects": [
             {"kind": "meta_text", "section": 2, "times": 1},
