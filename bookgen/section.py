@@ -390,17 +390,22 @@ def unexpected_failure(e: Exception, writer: SectionWriter) -> SectionFailed:
 
 
 @contextmanager
-def failures_noted(writer: SectionWriter, note: Path) -> Iterator[None]:
+def failures_noted(
+    writer: SectionWriter, note: Path, on_fresh: Callable[[], None] | None = None
+) -> Iterator[None]:
     """Every failure in the block ends in the failure note, an unexpected one too (named, its
-    traceback in the log, written afresh next time), and is raised as SectionFailed."""
+    traceback in the log, written afresh next time), and is raised as SectionFailed.
+    ``on_fresh`` runs when the next run is to write afresh (e.g. to discard the parts)."""
     try:
         yield
-    except SectionFailed as e:
-        record_failure(writer, note, e)
-        raise
-    except Exception as e:  # nothing foresaw it: named in the note, never a silent repeat
-        failed = unexpected_failure(e, writer)
+    except Exception as e:
+        # nothing foresaw a non-SectionFailed: named in the note, never a silent repeat
+        failed = e if isinstance(e, SectionFailed) else unexpected_failure(e, writer)
         record_failure(writer, note, failed)
+        if failed.fresh and on_fresh is not None:
+            on_fresh()
+        if failed is e:
+            raise
         raise failed from e
 
 
@@ -452,40 +457,36 @@ def run_section_job(job: SectionJob) -> None:
     def waiting() -> None:
         writer.log.line("waiting for another process that is still writing this section")
 
+    def afresh() -> None:  # written afresh next time: its parts too
+        discard_parts(key, job.output_root)
+
     try:
-        with section_lock(key, job.state_root, on_wait=waiting):
-            kept = history.restorable(job.config, job.section, job.fingerprint, job.state_root)
-            if kept is not None:
-                text, doc = restored(writer, kept)
-            else:
-                writer.log.line(f"writing {job.section.title!r} ({job.section.words} words target)")
-                text = writer.write()
-                doc = writer.usage_document(text, time.monotonic() - t0)
-            atomic_write_json(job.out_usage, doc)
-            atomic_write_text(job.out_md, text)
-            if kept is None:
-                history.keep(key, text, doc, job.state_root)
-            else:
-                history.remember(kept, doc)
-            note.unlink(missing_ok=True)
-        t = doc["totals"]
-        cost = format_usd(t["cost_usd"])
-        writer.log.line(
-            f"done: {doc['words']:,} words, {t['calls']} call(s), "
-            f"{t['completion_tokens']:,} output tokens, cost {cost}"
-        )
-        with next_count(len(job.sections), job.state_root) as done:
-            spent = run_spending(job.config, job.state_root)
-            announce(progress_line(job.section.id, done, len(job.sections), spent))
-    except SectionFailed as e:
-        record_failure(writer, note, e)
-        if e.fresh:  # written afresh next time: its parts too
-            discard_parts(key, job.output_root)
-        raise
-    except Exception as e:  # nothing foresaw it: named in the note, never a silent repeat
-        failed = unexpected_failure(e, writer)
-        record_failure(writer, note, failed)
-        discard_parts(key, job.output_root)  # written afresh next time: its parts too
-        raise failed from e
+        with failures_noted(writer, note, on_fresh=afresh):
+            with section_lock(key, job.state_root, on_wait=waiting):
+                kept = history.restorable(job.config, job.section, job.fingerprint, job.state_root)
+                if kept is not None:
+                    text, doc = restored(writer, kept)
+                else:
+                    writer.log.line(
+                        f"writing {job.section.title!r} ({job.section.words} words target)"
+                    )
+                    text = writer.write()
+                    doc = writer.usage_document(text, time.monotonic() - t0)
+                atomic_write_json(job.out_usage, doc)
+                atomic_write_text(job.out_md, text)
+                if kept is None:
+                    history.keep(key, text, doc, job.state_root)
+                else:
+                    history.remember(kept, doc)
+                note.unlink(missing_ok=True)
+            t = doc["totals"]
+            cost = format_usd(t["cost_usd"])
+            writer.log.line(
+                f"done: {doc['words']:,} words, {t['calls']} call(s), "
+                f"{t['completion_tokens']:,} output tokens, cost {cost}"
+            )
+            with next_count(len(job.sections), job.state_root) as done:
+                spent = run_spending(job.config, job.state_root)
+                announce(progress_line(job.section.id, done, len(job.sections), spent))
     finally:
         writer.log.close()
