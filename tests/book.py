@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -49,19 +50,66 @@ class Book:
     def run(
         self, *args: str, env: dict[str, str] | None = None, timeout: float = 300
     ) -> subprocess.CompletedProcess:
-        full_env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-        full_env.pop("DEEPSEEK_API_KEY", None)
-        full_env.update(env or {})
-        cmd = [
+        return subprocess.run(
+            self._command(args),
+            cwd=self.path,
+            env=self._env(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    @staticmethod
+    def _command(args: tuple[str, ...]) -> list[str]:
+        return [
             str(BIN / "snakemake"),
             *args,
             "--configfile",
             "config/config.yaml",
             "overrides.yaml",
         ]
-        return subprocess.run(
-            cmd, cwd=self.path, env=full_env, capture_output=True, text=True, timeout=timeout
+
+    @staticmethod
+    def _env(extra: dict[str, str] | None) -> dict[str, str]:
+        """This environment without the real key, bookgen's bin first, then ``extra``."""
+        full_env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+        full_env.pop("DEEPSEEK_API_KEY", None)
+        full_env.update(extra or {})
+        return full_env
+
+    def start(
+        self, *args: str, env: dict[str, str] | None = None, output: Any = None
+    ) -> subprocess.Popen:
+        """``run`` in the background, in a session of its own (``os.killpg`` sends it a
+        Ctrl-C); its output goes to the open file ``output`` (default: nowhere)."""
+        sink = output if output is not None else subprocess.DEVNULL
+        return subprocess.Popen(
+            self._command(args),
+            cwd=self.path,
+            env=self._env(env),
+            stdout=sink,
+            stderr=subprocess.STDOUT if output is not None else subprocess.DEVNULL,
+            start_new_session=True,
         )
+
+    def wait_mid_run(
+        self, proc: subprocess.Popen, finished: int = 2, timeout: float = 120, poll: float = 0.05
+    ) -> list[str]:
+        """Until ``finished`` sections are written and another one is streaming; the streaming
+        ones' log names (``section_NN``)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "the run ended before it could be interrupted"
+            done = {p.stem for p in (self.path / "output").glob("section_*.md")}
+            streaming = [
+                log.stem
+                for log in (self.path / "output" / "logs").glob("section_*.log")
+                if log.stem not in done and "tokens so far" in log.read_text()
+            ]
+            if len(done) >= finished and streaming:
+                return streaming
+            time.sleep(poll)
+        raise AssertionError("no section was streaming")
 
     def bookgen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         """The ``bookgen`` console command in this book, with the same config as ``run``."""

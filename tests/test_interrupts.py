@@ -12,7 +12,7 @@ import time
 
 from bookgen.journal import CallJournal
 from bookgen.section import UNFINISHED_CALL
-from tests.book import BIN, Book
+from tests.book import Book
 from tests.loopback import LoopbackSimulator
 
 # About 450 tokens a section at 400 tokens/s: ~1.3 s each, slow enough to interrupt mid-section.
@@ -24,39 +24,7 @@ KEY = {"DEEPSEEK_API_KEY": "sk-interrupt-test"}
 
 
 def start(book: Book) -> subprocess.Popen:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **KEY}
-    return subprocess.Popen(
-        [
-            str(BIN / "snakemake"),
-            "--cores",
-            "2",
-            "--configfile",
-            "config/config.yaml",
-            "overrides.yaml",
-        ],
-        cwd=book.path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def wait_mid_run(book: Book, proc: subprocess.Popen, finished: int = 2) -> list[str]:
-    """Until `finished` sections are written and another one is streaming; the streaming ones."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        done = {p.stem for p in (book.path / "output").glob("section_*.md")}
-        streaming = [
-            log
-            for log in (book.path / "output" / "logs").glob("section_*.log")
-            if log.stem not in done and "tokens so far" in log.read_text()
-        ]
-        if len(done) >= finished and streaming:
-            return [log.stem for log in streaming]
-        time.sleep(0.05)
-    raise AssertionError("no section was streaming")
+    return book.start("--cores", "2", env=KEY)
 
 
 def assert_finished_sections_are_whole(book: Book) -> None:
@@ -94,7 +62,7 @@ def test_ctrl_c_mid_run_then_resume(tmp_path):
             tmp_path / "book", {"provider": "deepseek", "base_url": sim.base_url, **CHECK_ONLY}
         )
         proc = start(book)
-        streaming = wait_mid_run(book, proc)
+        streaming = book.wait_mid_run(proc)
         os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(timeout=60) != 0
         assert 2 <= len(book.sections()) < 11
@@ -116,7 +84,7 @@ def test_kill_9_mid_run_then_plain_rerun(tmp_path):
             tmp_path / "book", {"provider": "deepseek", "base_url": sim.base_url, **CHECK_ONLY}
         )
         proc = start(book)
-        streaming = wait_mid_run(book, proc)
+        streaming = book.wait_mid_run(proc)
         os.kill(proc.pid, signal.SIGKILL)  # the main process only, as `kill -9 PID` does
         proc.wait(timeout=30)
         assert_finished_sections_are_whole(book)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -16,7 +15,7 @@ from bookgen import interrupt, schedule
 from bookgen.config import sections_from_config
 from bookgen.pricing import format_usd
 from bookgen.section import SectionFailed, SectionWriter
-from tests.book import BIN, Book
+from tests.book import Book
 from tests.conftest import load_config
 from tests.test_faults import ledger, make_job
 
@@ -165,27 +164,9 @@ def test_an_off_peak_run_waits_for_the_window_to_end(tmp_path):
 
 def test_ctrl_c_during_the_off_peak_wait_stops_the_run_at_once(tmp_path):
     book = Book(tmp_path / "book", {"sections": THREE, "schedule": "off_peak"})
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "BOOKGEN_CLOCK": "2026-11-23T09:00:00Z",  # an hour before the peak window ends
-    }
+    clock = {"BOOKGEN_CLOCK": "2026-11-23T09:00:00Z"}  # an hour before the peak window ends
     with (tmp_path / "console.txt").open("w") as console:
-        proc = subprocess.Popen(
-            [
-                str(BIN / "snakemake"),
-                "--cores",
-                "2",
-                "--configfile",
-                "config/config.yaml",
-                "overrides.yaml",
-            ],
-            cwd=book.path,
-            env=env,
-            stdout=console,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        proc = book.start("--cores", "2", env=clock, output=console)
         try:
             deadline = time.monotonic() + 120
             while "waiting for off-peak" not in (tmp_path / "console.txt").read_text():

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.book import BIN, Book
+from tests.book import Book
 from tests.loopback import LoopbackSimulator
 
 pytestmark = pytest.mark.slurm
@@ -81,35 +81,6 @@ def most_at_once(jobs: list[dict[str, str]]) -> int:
     return max(sum(s <= t < e for s, e in spans) for t, _ in spans)
 
 
-def start(book: Book, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **KEY}
-    return subprocess.Popen(
-        [str(BIN / "snakemake"), *PROFILE, "--configfile", "config/config.yaml", "overrides.yaml"],
-        cwd=book.path,
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def wait_mid_run(book: Book, proc: subprocess.Popen) -> None:
-    """Until two sections are written and another one is streaming."""
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        done = {p.stem for p in (book.path / "output").glob("section_*.md")}
-        streaming = [
-            log
-            for log in (book.path / "output" / "logs").glob("section_*.log")
-            if log.stem not in done and "tokens so far" in log.read_text()
-        ]
-        if len(done) >= 2 and streaming:
-            return
-        time.sleep(0.2)
-    raise AssertionError("no section was streaming")
-
-
 def processes_in(path: Path) -> list[str]:
     """The command lines of the processes whose working directory is ``path``."""
     found = []
@@ -135,8 +106,9 @@ def test_demo_book_on_slurm_with_ctrl_c_failure_and_resume(slurm, tmp_path):
         )
         # 1. Ctrl-C in the middle: the SLURM jobs are cancelled at once; their processes get
         #    SLURM's KillWait (30 s) to end, and then nothing is left in the queue.
-        proc = start(book, tmp_path / "run1.log")
-        wait_mid_run(book, proc)
+        with (tmp_path / "run1.log").open("w") as log:
+            proc = book.start(*PROFILE, env=KEY, output=log)
+        book.wait_mid_run(proc, timeout=240, poll=0.2)
         os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(timeout=300) != 0
         run1 = (tmp_path / "run1.log").read_text()
