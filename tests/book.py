@@ -36,6 +36,13 @@ class Book:
                 shutil.copy2(src, path / part)
         self.set_overrides({"provider": "simulator", **FAST, **(overrides or {})})
 
+    def copy(self, dest: Path) -> Book:
+        """A private copy of this book in ``dest`` (files, mtimes and Snakemake metadata)."""
+        shutil.copytree(self.path, dest, symlinks=True)
+        copy = Book.__new__(Book)
+        copy.path = dest
+        return copy
+
     def set_overrides(self, overrides: dict[str, Any]) -> None:
         """Settings layered over config/config.yaml through ``--configfile``."""
         (self.path / "overrides.yaml").write_text(yaml.safe_dump(overrides))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import zipfile
 from html.parser import HTMLParser
 from pathlib import PurePosixPath
@@ -194,9 +193,7 @@ def test_pdf_pages_fit_the_text_and_contain_every_title(built):
 
 
 def test_formats_are_their_own_targets_and_html_only_by_default(built, tmp_path):
-    book = Book.__new__(Book)
-    book.path = tmp_path / "book"
-    shutil.copytree(built.path, book.path, symlinks=True)
+    book = built.copy(tmp_path / "book")
     book.set_overrides({"provider": "simulator", "sections": SMALL["sections"]})
     assert book.pending() == {}
     for f in ("html", "epub", "pdf"):

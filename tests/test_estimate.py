@@ -5,7 +5,6 @@ pending."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
@@ -60,9 +59,7 @@ def test_estimate_after_the_run_compares_itself_with_the_bill(demo):
 
 
 def test_estimate_and_status_agree_with_snakemake_on_what_is_pending(demo, tmp_path):
-    book = Book.__new__(Book)
-    book.path = tmp_path / "book"
-    shutil.copytree(demo.path, book.path, symlinks=True)
+    book = demo.copy(tmp_path / "book")
     book.edit_config(lambda c: c["sections"][3]["key_points"].append("ECC memory"))
     (book.path / "output" / "section_09.md").unlink()
     assert pending_sections(book.pending()) == {"section_04", "section_09"}

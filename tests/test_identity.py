@@ -4,7 +4,6 @@ a section that only moved (sections inserted, removed, reordered; 99 to 100) cos
 from __future__ import annotations
 
 import json
-import shutil
 
 import jsonschema
 import pytest
@@ -192,11 +191,7 @@ def built(tmp_path_factory) -> Book:
 
 @pytest.fixture
 def book(built, tmp_path) -> Book:
-    dest = tmp_path / "book"
-    shutil.copytree(built.path, dest, symlinks=True)
-    copy = Book.__new__(Book)
-    copy.path = dest
-    return copy
+    return built.copy(tmp_path / "book")
 
 
 def test_inserted_section_is_the_only_one_written(book):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -35,11 +34,7 @@ def built(tmp_path_factory) -> Book:
 @pytest.fixture
 def book(built, tmp_path) -> Book:
     """A private copy of the built book (files, mtimes and Snakemake metadata)."""
-    dest = tmp_path / "book"
-    shutil.copytree(built.path, dest, symlinks=True)
-    copy = Book.__new__(Book)
-    copy.path = dest
-    return copy
+    return built.copy(tmp_path / "book")
 
 
 def test_full_book_then_nothing_pending(built):
