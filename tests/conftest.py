@@ -32,3 +32,34 @@ def load_config(overrides: dict | None = None) -> dict:
 @pytest.fixture
 def demo_config() -> dict:
     return load_config()
+
+
+# The test files that take longest, longest first (pytest --durations, summed per file). The
+# suite runs on pytest-xdist workers, a whole file per worker (pyproject: `--dist loadfile
+# --no-loadscope-reorder`, which keeps this order instead of xdist's "most tests first"): the
+# long files start first and the short ones fill in after, so the workers end together. xdist's
+# own order started the one-test SLURM file last, and the whole suite waited for it.
+SLOWEST_FIRST = (
+    "test_slurm.py",
+    "test_pipeline.py",
+    "test_parts.py",
+    "test_money.py",
+    "test_budget.py",
+    "test_estimate.py",
+    "test_config_cli.py",
+    "test_regeneration.py",
+    "test_identity.py",
+    "test_run_errors.py",
+    "test_interrupts.py",
+    "test_reprice.py",
+    "test_topic.py",
+    "test_book.py",
+    "test_failures.py",
+    "test_display.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order the files by SLOWEST_FIRST, the rest after them as collected."""
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
