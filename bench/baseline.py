@@ -86,7 +86,8 @@ def generate(book: Path, workers: int) -> float:
             prefix, groups = planned_task(base, plan), group_parts(plan, words_per_call)
             texts: list[str] = []
             for number, group in enumerate(groups, 1):
-                ask = part_messages(prefix, section.title, joined(texts), number, len(groups), group)
+                so_far = joined(texts)
+                ask = part_messages(prefix, section.title, so_far, number, len(groups), group)
                 texts.append(call(section, ask))
             text = joined(texts)
         else:
