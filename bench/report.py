@@ -466,6 +466,23 @@ def seed_section(sd: dict[str, Any], rerun: dict[str, Any] | None) -> list[str]:
                 ]
             )
     seq_min, par_min = real.get("sequential_min"), real.get("parallel_min")
+    probe = sd.get("slurm_probe_s")
+    probe_note = (
+        []
+        if "slurm_probe_s" not in sd
+        else [
+            (
+                f"`scontrol show config` took {probe} s here"
+                if probe is not None
+                else "SLURM's tools are not installed here"
+            )
+            + ": Snakemake's SLURM executor plugin (installed with bookgen) runs it whenever "
+            "Snakemake starts, so every bookgen run's start-up includes it (at once where SLURM's "
+            "tools are missing or its controller answers; up to 10 s when the tools are "
+            "installed and the controller is down).",
+            "",
+        ]
+    )
     return [
         "## 8. A seed-scale book in parts (issue 13)",
         "",
@@ -526,10 +543,17 @@ def seed_section(sd: dict[str, Any], rerun: dict[str, Any] | None) -> list[str]:
         ),
         "",
         f"At real scale (the seed: 11 sections of about 20 minutes, {real['seed_min']:.0f} "
-        f"minutes on its 2 threads), the measured ratios give: parallel parts "
+        "minutes on its 2 threads), the measured wall-time ratios give: parallel parts "
         f"{real['seed_min']:.0f} / {su['seed_over_parallel']} = **{par_min} minutes**, "
         f"sequential parts {real['seed_min']:.0f} / {su['seed_over_sequential']} = "
-        f"{seq_min} minutes. Fixed start-up and end costs (seconds) weigh less there, so "
-        "these are upper bounds.",
+        f"{seq_min} minutes. Those ratios carry this book's fixed costs: (c) took "
+        f"{su['parallel_beyond_limit_s']} s beyond its limit (start-up, handovers, the tail), "
+        "which does not grow with the sections, while the limit does, in step with the seed's: "
+        f"(c)'s limit is {su['limit_over_seed_limit']} of (a)'s, so with every request "
+        f"{real['seed_min']:.0f} min / {su['seed_limit_s']} s times longer, (c) would take "
+        f"{real['seed_min']:.0f} × {su['limit_over_seed_limit']} + "
+        f"{su['parallel_beyond_limit_s']} s = **{real['parallel_scaled_min']} minutes**.",
+        "",
+        *probe_note,
         "",
     ]

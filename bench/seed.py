@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import shutil
 import statistics
+import subprocess
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -228,6 +230,8 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     limit = med("parallel", "limit_s")
     # (c) / limit within each run (its own ledger), then the median
     par_ratio = [r["wall_s"] / r["limit_s"] for r in runs if r["system"] == "parallel"]
+    fixed = [r["wall_s"] - r["limit_s"] for r in runs if r["system"] == "parallel"]
+    seed_limit = med("seed", "limit_s")
     return {
         "seed_wall_s": seed,
         "sequential_wall_s": seq,
@@ -239,6 +243,10 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "seed_over_parallel": _ratio(seed, par),
         "sequential_over_parallel": _ratio(seq, par),
         "seed_over_sequential": _ratio(seed, seq),
+        # (c)'s time beyond the limit (start-up, handovers, the tail): it does not grow with
+        # the sections' length; the limit does, in step with the seed's own limit
+        "parallel_beyond_limit_s": round(statistics.median(fixed), 3) if fixed else None,
+        "limit_over_seed_limit": round(limit / seed_limit, 4) if limit and seed_limit else None,
     }
 
 
@@ -247,14 +255,31 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def at_real_scale(summary: dict[str, Any], seed_minutes: float = 110.0) -> dict[str, Any]:
-    """What the measured ratios mean when the seed's design takes ``seed_minutes``."""
-    out = {"seed_min": seed_minutes}
+    """What the measured ratios mean when the seed's design takes ``seed_minutes``: the wall
+    time ratios as measured, and (c) with every request ``seed_minutes`` / (a)'s limit times
+    longer while its time beyond the limit stays what it was."""
+    out: dict[str, Any] = {"seed_min": seed_minutes}
     for key in ("seed_over_parallel", "seed_over_sequential"):
         ratio = summary.get(key)
         out[key.removeprefix("seed_over_") + "_min"] = (
             round(seed_minutes / ratio, 1) if ratio else None
         )
+    share, beyond = summary.get("limit_over_seed_limit"), summary.get("parallel_beyond_limit_s")
+    out["parallel_scaled_min"] = (
+        round(seed_minutes * share + beyond / 60, 1) if share and beyond is not None else None
+    )
     return out
+
+
+def slurm_probe_s() -> float | None:
+    """Seconds ``scontrol show config`` takes here (None without SLURM's tools). Snakemake's
+    SLURM executor plugin, which bookgen installs, runs it when Snakemake starts, for every
+    run: with SLURM's tools installed and its controller down it waits up to 10 s."""
+    if shutil.which("scontrol") is None:
+        return None
+    t0 = time.monotonic()
+    subprocess.run(["scontrol", "show", "config"], capture_output=True, timeout=30)
+    return round(time.monotonic() - t0, 2)
 
 
 # -- the runs --------------------------------------------------------------------------------
@@ -343,6 +368,8 @@ def measure(c: SeedSettings, work: Path, log) -> dict[str, Any]:
     ``seed_reps`` rounds."""
     cal = calibrate(c, work)
     sim_cfg = cal["simulator"]
+    probe = slurm_probe_s()
+    log(f"  `scontrol show config` (Snakemake's SLURM plugin runs it at start-up): {probe} s")
     log(
         f"  latency model {sim_cfg}: plan {cal['plan_tokens']} tokens, parts {cal['part_tokens']}"
         f" tokens (about {c.part_s} s a part)"
@@ -368,4 +395,5 @@ def measure(c: SeedSettings, work: Path, log) -> dict[str, Any]:
         "runs": runs,
         "summary": summary,
         "real_scale": at_real_scale(summary),
+        "slurm_probe_s": probe,
     }

@@ -85,8 +85,10 @@ def test_seed_limit_ratios_and_rendering_from_a_ledger() -> None:
     assert su["parallel_wall_s"] == 11.0 and su["limit_s"] == 8.0
     assert su["parallel_over_limit"] == 1.25  # per run 1.25, 1.5, 1.1: the median
     assert su["seed_over_parallel"] == 18.18 and su["sequential_over_parallel"] == 4.55
+    assert su["parallel_beyond_limit_s"] == 2.0 and su["limit_over_seed_limit"] == 0.0421
     real = seed.at_real_scale(su)
     assert real["parallel_min"] == round(110 / 18.18, 1) == 6.1
+    assert real["parallel_scaled_min"] == round(110 * 0.0421 + 2 / 60, 1) == 4.7
     rows = {row[0]: row for row in seed_targets(su, [])}
     assert rows["13. seed-scale book, parallel parts (c) / physical limit"][3] == "met"
     assert rows["13. seed's design (a) / parallel parts (c)"][3] == "**not met**"
