@@ -10,6 +10,7 @@ from bookgen.cluster import ProgressWatcher, kept_job_logs
 from bookgen.config import (
     ConfigError,
     book_fingerprint,
+    book_layer,
     check_config,
     missing_api_key_message,
     resolve_prompt_paths,
@@ -33,7 +34,9 @@ from bookgen.status import failure_summary
 
 try:
     validate_config(config)
-    apply_topic_layering(config, workflow.config_settings.overwrite_config)
+    apply_topic_layering(
+        config, book_layer(workflow.basedir, workflow.config_settings.overwrite_config)
+    )
     resolve_prompt_paths(config, workflow.basedir)
     check_config(config)
     check_templates(config)
