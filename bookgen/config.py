@@ -22,7 +22,6 @@ from bookgen.validation import explain, first_error
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 CONFIG_SCHEMA = SCHEMA_DIR / "config.schema.yaml"
 OFFLINE_COMMAND = "snakemake --cores 2 --config provider=simulator"
-DEMO_COMMAND = "snakemake --cores 2 --directory demo"
 BOOK_CONFIG = Path("config") / "config.yaml"
 
 

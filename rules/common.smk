@@ -192,7 +192,11 @@ def on_start(workflow):
         sys.exit(str(err))
     paths.halt_file().unlink(missing_ok=True)
     rewriting = {j.wildcards.sid for j in needrun if j.rule.name == "section"}
-    kept = sum(s.id not in rewriting and paths.section_md(s.id).exists() for s in SECTIONS)
+    # Only this book's current texts count as kept: not another book's files in output/.
+    kept = sum(
+        s.id not in rewriting and history.in_place(s, section_fingerprint(BOOK_FINGERPRINT, s))
+        for s in SECTIONS
+    )
     start_count(kept, len(SECTIONS))
     api = workflow.global_resources.get("api")
     api = getattr(api, "value", api) or workflow.cores
