@@ -45,7 +45,8 @@ def earlier_calls(
 ) -> list[dict[str, Any]]:
     """The journaled calls no usage document lists: those of section keys no current section
     has (an edited section's earlier versions, removed sections, another book written in the
-    same folder, which shares ``.bookgen/``, bookkeeping of older bookgen versions). ``journals`` is ``bookgen.budget.journal_calls()``; ``keys`` maps file numbers
+    same folder, which shares ``.bookgen/``, bookkeeping of older bookgen versions).
+    ``journals`` is ``bookgen.budget.journal_calls()``; ``keys`` maps file numbers
     to the current sections' keys (a usage file is its file number's current section's, even
     when written before it named its key or before the section got an ``id:``)."""
     listed = {doc.get("key") for doc in usage_docs}
