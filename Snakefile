@@ -9,7 +9,7 @@
 
 from snakemake.utils import min_version
 
-from bookgen.config import config_files
+from bookgen.bookdir import config_files
 
 min_version("9.0")
 

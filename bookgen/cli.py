@@ -43,14 +43,9 @@ def load_book_config(
     from snakemake.cli import parse_config
     from snakemake.utils import update_config
 
+    from bookgen.bookdir import book_layer, config_files
     from bookgen.budget import check_budget_config
-    from bookgen.config import (
-        book_layer,
-        check_config,
-        config_files,
-        resolve_prompt_paths,
-        validate_config,
-    )
+    from bookgen.config import check_config, resolve_prompt_paths, validate_config
     from bookgen.outline import apply_topic_layering
     from bookgen.prompts import check_templates
     from bookgen.simulator import validate_config as validate_simulator_config

@@ -10,9 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-from snakemake.utils import update_config
-
 from bookgen import paths
 from bookgen.pricing import window_bounds
 from bookgen.redact import looks_like_key
@@ -22,7 +19,6 @@ from bookgen.validation import explain, first_error
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 CONFIG_SCHEMA = SCHEMA_DIR / "config.schema.yaml"
 OFFLINE_COMMAND = "snakemake --cores 2 --config provider=simulator"
-BOOK_CONFIG = Path("config") / "config.yaml"
 
 
 class ConfigError(ValueError):
@@ -92,28 +88,6 @@ def sections_from_config(config: dict[str, Any]) -> list[Section]:
         )
         for i, e in enumerate(entries, start=1)
     ]
-
-
-def config_files(workflow_dir: str | Path) -> list[Path]:
-    """The config files a book reads before any ``--configfile``: the workflow's own
-    ``config/config.yaml`` (the demo book, and the defaults every book inherits: endpoint, prices,
-    style, generation, qc), then the book directory's own ``config/config.yaml`` when it has one
-    (a book anywhere, run with ``snakemake --directory DIR``; the offline demo in ``demo/``)."""
-    workflow = Path(workflow_dir) / BOOK_CONFIG
-    if BOOK_CONFIG.is_file() and BOOK_CONFIG.resolve() != workflow.resolve():
-        return [workflow, BOOK_CONFIG]
-    return [workflow]
-
-
-def book_layer(workflow_dir: str | Path, command_line: dict[str, Any]) -> dict[str, Any]:
-    """What the book sets itself over the workflow's config: its directory's own config file
-    (``config_files``), then the command line (``--configfile``, ``--config``). A ``topic`` here
-    replaces the workflow config's ``sections`` (bookgen.outline.apply_topic_layering)."""
-    layer: dict[str, Any] = {}
-    for path in config_files(workflow_dir)[1:]:
-        update_config(layer, yaml.safe_load(path.read_text(encoding="utf-8")) or {})
-    update_config(layer, command_line)
-    return layer
 
 
 def resolve_prompt_paths(config: dict[str, Any], workflow_dir: str | Path) -> None:

@@ -5,12 +5,12 @@ import sys
 from pathlib import Path
 
 from bookgen import history, interrupt, jobs, live, paths, planning
+from bookgen.bookdir import book_layer
 from bookgen.budget import check_budget_config, exhausted_message
 from bookgen.cluster import ProgressWatcher, kept_job_logs
 from bookgen.config import (
     ConfigError,
     book_fingerprint,
-    book_layer,
     check_config,
     missing_api_key_message,
     resolve_prompt_paths,

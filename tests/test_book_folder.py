@@ -8,15 +8,10 @@ import pytest
 import yaml
 
 from bookgen import history, paths
+from bookgen.bookdir import book_layer, config_files
 from bookgen.budget import book_spending, journal_calls
 from bookgen.cli import load_book_config, workflow_dir
-from bookgen.config import (
-    book_fingerprint,
-    book_layer,
-    config_files,
-    section_fingerprint,
-    sections_from_config,
-)
+from bookgen.config import book_fingerprint, section_fingerprint, sections_from_config
 from bookgen.fsutil import atomic_write_json, atomic_write_text
 from bookgen.outline import cost_report_inputs, topic_mode
 from bookgen.report import EARLIER_TITLE, build_cost_report, earlier_calls, render_markdown
