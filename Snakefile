@@ -17,9 +17,9 @@ min_version("9.0")
 # The workflow's config/config.yaml (the demo book and every default), then the book directory's
 # own config/config.yaml when it has one: a book lives in any directory (--directory DIR), as
 # the offline demo does in demo/ (its config sets provider: simulator).
-for path in config_files(workflow.basedir):
+for book_config in config_files(workflow.basedir):
 
-    configfile: path
+    configfile: book_config
 
 
 
