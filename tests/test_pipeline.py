@@ -168,6 +168,7 @@ def test_lint_is_clean():
     assert not [line for line in text.splitlines() if line.strip().startswith("*")], text
 
 
+PIPES = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
 DEMO_COMMAND = re.compile(
     r"(?:snakemake|bookgen|tail) [^#`\n]*(?:--directory|-d) demo[-\w]*[^#`\n]*"
 )
@@ -199,6 +200,7 @@ def test_readme_demo_commands_work_after_the_demo(built, tmp_path):
         shutil.copytree(built.path / part, root / "demo" / part, symlinks=True)
     env = {k: v for k, v in os.environ.items() if k != "DEEPSEEK_API_KEY"}
     env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+    runs = []  # started together: each mostly waits for snakemake's start-up
     for command in commands:
         if command == ["snakemake", "--cores", "2", "--directory", "demo"]:
             continue  # the demo itself: the dry runs of its targets below show nothing pending
@@ -206,10 +208,10 @@ def test_readme_demo_commands_work_after_the_demo(built, tmp_path):
             assert (root / command[-1]).is_file(), command
             continue
         dry = ["--dry-run"] if command[0] == "snakemake" else []
-        proc = subprocess.run(
-            [*command[:1], *dry, *command[1:]], cwd=root, env=env, capture_output=True, text=True
-        )
-        out = proc.stdout + proc.stderr
+        argv = [*command[:1], *dry, *command[1:]]
+        runs.append((command, subprocess.Popen(argv, cwd=root, env=env, **PIPES)))
+    for command, proc in runs:
+        out = "".join(proc.communicate(timeout=300))
         assert proc.returncode == 0 and "API key" not in out, (command, out[-3000:])
         jobs = set(parse_dry_run(out))
         if "demo-topic" in command:
