@@ -27,7 +27,7 @@ from bookgen.budget import (
     worst_case_usd,
 )
 from bookgen.config import Section, template_text
-from bookgen.pricing import Rates, cost_usd, format_usd, off_peak_at, rates_for
+from bookgen.pricing import Rates, cost_usd, format_usd, off_peak_at, rates_for, sum_costs
 from bookgen.prompts import CONTINUE_PROMPT, section_messages
 from bookgen.request_identity import is_simulated
 from bookgen.status import SectionState
@@ -260,6 +260,7 @@ def estimate_book(
         },
         "spent": {
             "cost_usd": spent.cost_usd,
+            "estimated_cost_usd": spent.estimated_cost_usd,
             "calls": spent.calls,
             "tokens": spent.tokens,
             "simulated": spent.simulated,
@@ -310,7 +311,7 @@ def _check_against_outline(
         e = estimate_section(config, sections, by_id[d["section"]], a, i == 0, rates)
         estimated = None if estimated is None or e.cost_usd is None else estimated + e.cost_usd
     calls = [c for d in docs for c in d["calls"]]
-    actual = spending(calls, simulated=is_simulated(config)).cost_usd
+    actual = spending(calls, simulated=is_simulated(config)).total_usd
     ratio = actual / estimated - 1 if actual is not None and estimated else None
     return {
         "sections": len(docs),
@@ -415,9 +416,12 @@ def render_estimate(est: dict[str, Any]) -> str:
             if spent["simulated"]
             else ("Spent so far:")
         )
+        cut = spent["estimated_cost_usd"]
         lines.append(
-            f"{what} {format_usd(spent['cost_usd'])} on {spent['calls']} call(s) "
-            f"({spent['tokens']:,} tokens), failed attempts included."
+            f"{what} {format_usd(spent['cost_usd'])}"
+            + (f" (+ {format_usd(cut)} estimated for cut calls)" if cut != 0 else "")
+            + f" on {spent['calls']} call(s) ({spent['tokens']:,} tokens), failed attempts "
+            "included."
         )
     f = est["finished"]
     if f and f["difference"] is not None:
@@ -427,8 +431,9 @@ def render_estimate(est: dict[str, Any]) -> str:
             f"({f['difference']:+.0%})."
         )
     budget = est["budget_usd"]
-    if budget is not None and spent["cost_usd"] is not None:
-        left = budget - spent["cost_usd"]
+    spent_all = sum_costs([spent["cost_usd"], spent["estimated_cost_usd"]])
+    if budget is not None and spent_all is not None:
+        left = budget - spent_all
         high, worst = t["cost_usd"]["high"], est["worst_case_call_usd"] or 0.0
         verdict = (
             "the pending sections fit even at the high estimate"

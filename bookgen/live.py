@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from bookgen import paths
-from bookgen.budget import Spending, book_spending, run_spending
+from bookgen.budget import Spending, book_spending, run_spending, spent_text
 from bookgen.config import Section
 from bookgen.estimate import RUN_OVERHEAD_S, estimate_book, format_duration, makespan
-from bookgen.pricing import format_usd
 from bookgen.progress import last_progress, read_count
 from bookgen.status import section_states
 
@@ -189,11 +188,9 @@ class Board:
         if others:
             out.append(f"  running: {', '.join(others)}")
         spent = self.spent()
-        money = (
-            f"simulated, would have cost {format_usd(spent.cost_usd)} so far"  # as the [N/11] lines
-            if spent.simulated
-            else f"{format_usd(spent.cost_usd)} spent so far on this book"
-        ) + f" ({spent.tokens:,} tokens)"
+        # as the [N/11] lines and the cost report count it
+        money = spent_text(spent, "so far" if spent.simulated else "spent so far on this book")
+        money += f" ({spent.tokens:,} tokens)"
         elapsed = format_duration(now - self.t0)
         if self.ended:
             out.append(f"{money} · took {elapsed}")

@@ -132,7 +132,7 @@ def section_states(
                 calls=spent.calls,
                 failed_calls=spent.failed_calls,
                 cost_usd=spent.cost_usd,
-                simulated_cost_usd=spending(calls, simulated=True).cost_usd,
+                simulated_cost_usd=spending(calls, simulated=True).total_usd,
                 simulated=bool(usage and usage.get("simulated")),
                 api_time_s=round(sum(c["duration_s"] for c in calls), 3),
                 wall_time_s=usage["wall_time_s"] if usage else None,
@@ -146,8 +146,10 @@ def status_report(
     config: dict[str, Any], states: list[SectionState], state_root: Path = paths.STATE
 ) -> dict[str, Any]:
     """The status as data (``bookgen status --json``). ``totals.cost_usd`` is the book's real
-    spending, every journaled call included (the outline's and earlier attempts'): the figure
-    ``budget_usd`` is enforced against in a real run."""
+    spending, every journaled call included (the outline's and earlier attempts'), counted as
+    the cost report counts it; ``estimated_cost_usd`` the calls cut before their usage arrived.
+    Both together are what ``budget_usd`` is enforced against (``budget_spent_usd``)."""
+    spent = book_spending(state_root)
     counts: dict[str, int] = {}
     for s in states:
         counts[s.state] = counts.get(s.state, 0) + 1
@@ -156,7 +158,7 @@ def status_report(
         "model": config["model"],
         "simulated_run": is_simulated(config),
         "budget_usd": config.get("budget_usd"),
-        "budget_spent_usd": run_spending(config, state_root).cost_usd,
+        "budget_spent_usd": run_spending(config, state_root).total_usd,
         "counts": counts,
         "sections": [s.as_dict() for s in states],
         "totals": {
@@ -164,8 +166,9 @@ def status_report(
             "words": sum(s.words or 0 for s in states),
             "calls": sum(s.calls for s in states),
             "failed_calls": sum(s.failed_calls for s in states),
-            "cost_usd": book_spending(state_root).cost_usd,
-            "simulated_cost_usd": book_spending(state_root, simulated=True).cost_usd,
+            "cost_usd": spent.cost_usd,
+            "estimated_cost_usd": spent.estimated_cost_usd,
+            "simulated_cost_usd": book_spending(state_root, simulated=True).total_usd,
             "simulated_sections": [s.id for s in states if s.simulated],
             "api_time_s": round(sum(s.api_time_s for s in states), 3),
             "wall_time_s": round(sum(s.wall_time_s or 0 for s in states), 3),
@@ -211,6 +214,12 @@ def render_status(report: dict[str, Any]) -> str:
         lines.append(
             f"Simulated calls (offline simulator, nothing billed) would have cost "
             f"{format_usd(t['simulated_cost_usd'])}; they are not in the costs above."
+        )
+    if t.get("estimated_cost_usd"):
+        lines.append(
+            "Calls cut off before the provider reported usage, estimated: "
+            f"{format_usd(t['estimated_cost_usd'])}; not in the costs above (nor in the cost "
+            "report's total)."
         )
     budget, spent = report["budget_usd"], report["budget_spent_usd"]
     if budget is not None and spent is not None:
