@@ -85,7 +85,7 @@ def book_table(config: dict[str, Any]) -> tuple[list[Section], str | None]:
     ]
     note = (
         f"The outline ({paths.outline_file()}) is not written yet: assuming section_count={count} "
-        f"sections of section_words={words} words (the outline call itself is not counted)."
+        f"sections of section_words={words} words."
     )
     return sections, note
 
@@ -106,8 +106,9 @@ def cmd_estimate(args: argparse.Namespace, config: dict[str, Any]) -> str:
 
     sections, note = book_table(config)
     cores, api = profile_defaults()
+    states = section_states(config, sections)
     est = estimate_book(
-        config, sections, section_states(config, sections), args.cores or cores, api
+        config, sections, states, args.cores or cores, api, outline_pending=bool(note)
     )
     est["outline_note"] = note
     if args.json:
