@@ -9,6 +9,7 @@ costs (bookgen.reprice).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -19,7 +20,7 @@ from typing import Any
 import yaml
 
 from bookgen.config import ConfigError, Section
-from bookgen.locks import LockBusy, hold_run_lock
+from bookgen.locks import LockBusy, hold_run_lock, run_busy
 
 DEFAULT_CONFIG = Path("config/config.yaml")
 PROFILE = Path("profiles/default/config.yaml")
@@ -118,13 +119,26 @@ def cmd_estimate(args: argparse.Namespace, config: dict[str, Any]) -> str:
 
 def cmd_status(args: argparse.Namespace, config: dict[str, Any]) -> str:
     from bookgen.status import render_status, section_states, status_report
+    from bookgen.watch import Watch, watch
 
-    sections, note = book_table(config)
-    report = status_report(config, [] if note else section_states(config, sections))
-    report["outline_note"] = note
+    def read() -> dict[str, Any]:
+        sections, note = book_table(config)  # a topic's outline may appear during the run
+        report = status_report(config, [] if note else section_states(config, sections))
+        report["outline_note"] = note
+        return report
+
+    def text() -> str:
+        report = read()
+        note = report["outline_note"]
+        return (f"{note}\n" if note else "") + render_status(report)
+
+    if args.watch:
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends a watch: exit 0, no traceback
+            watch(Watch(text, run_busy, args.interval), sys.stdout)
+        return ""
     if args.json:
-        return json.dumps(report, indent=2) + "\n"
-    return (f"{note}\n" if note else "") + render_status(report)
+        return json.dumps(read(), indent=2) + "\n"
+    return text()
 
 
 def cmd_reprice(args: argparse.Namespace, config: dict[str, Any]) -> str:
@@ -219,6 +233,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Every section's state (done / pending / failed / flagged / running), "
         "words, cost so far and time, with totals. Reads only files.",
     )
+    st.add_argument(
+        "--watch",
+        action="store_true",
+        help="refresh while a run goes (in place in a terminal; else a block per change); "
+        "ends when the run ends, or on Ctrl-C",
+    )
+    st.add_argument(
+        "--interval", type=float, default=2.0, help="seconds between refreshes (default 2)"
+    )
     st.set_defaults(func=cmd_status)
     rp = sub.add_parser(
         "reprice",
@@ -236,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "estimate" and args.cores is not None and args.cores < 1:
         print("bookgen: --cores must be 1 or more", file=sys.stderr)
+        return 2
+    if args.command == "status" and args.watch and (args.json or args.interval <= 0):
+        print("bookgen: --watch takes no --json, and --interval must be above 0", file=sys.stderr)
         return 2
     try:
         os.chdir(args.directory)

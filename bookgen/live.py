@@ -14,6 +14,7 @@ slots (bookgen.estimate.makespan).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -21,12 +22,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
+
 from bookgen import paths
 from bookgen.budget import Spending, book_spending, run_spending, spent_text
 from bookgen.config import Section
 from bookgen.estimate import RUN_OVERHEAD_S, estimate_book, format_duration, makespan
 from bookgen.progress import last_progress, read_count
 from bookgen.status import section_states
+
+
+def is_terminal(stream: Any) -> bool:
+    """Whether ``stream`` is a terminal that can redraw in place."""
+    return bool(getattr(stream, "isatty", lambda: False)()) and os.environ.get("TERM") != "dumb"
+
+
+def as_text(lines: list[str]) -> Text:
+    """Lines for a display redrawn in place: cropped, not wrapped, in a narrow terminal, so one
+    line stays one line."""
+    return Text("\n".join(lines), no_wrap=True, overflow="ellipsis")
+
 
 BAR_WIDTH = 30
 MONEY_EVERY_S = 2.0  # the journals are read at most this often
