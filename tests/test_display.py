@@ -30,7 +30,8 @@ class Pane:
     def __init__(self, command: str, cwd) -> None:
         self.socket = f"bookgen-test-{os.getpid()}"
         self.tmux(
-            "new-session", "-d", "-s", "run", "-x", "150", "-y", "40", "-c", str(cwd), command
+            *("new-session", "-d", "-s", "run", "-n", "run", "-x", "150", "-y", "40"),
+            *("-c", str(cwd), command),
         )
 
     def tmux(self, *args: str) -> str:
@@ -44,7 +45,7 @@ class Pane:
 
     def window(self, name: str, command: str, cwd) -> None:
         """Another terminal (a tmux window of the same size) running ``command``."""
-        self.tmux("new-window", "-d", "-t", "run", "-n", name, "-c", str(cwd), command)
+        self.tmux("new-window", "-d", "-t", "run:", "-n", name, "-c", str(cwd), command)
 
     def visible(self, window: str) -> str:
         """Only what the window shows now (a display redrawn in place)."""
