@@ -1,13 +1,14 @@
 """Money spent on a book, read from the call journals, and the ``budget_usd`` limit.
 
 Spent money is every real call ever journaled under ``.bookgen/calls/`` (failed attempts
-included; a stream cut before its usage arrived counts at its estimate). That is the book's
-directory, not its current sections: earlier versions of sections, removed ones and another
-book written in the same directory count too (a journal named by a section's entry cannot tell
-another book's section from an earlier version of this one, and a budget must never
-undercount). Calls answered by the offline simulator are never money: a simulated run
-rehearses the budget against what its own simulated calls would have cost, and a real run
-counts only real calls.
+included), counted as the cost report counts it (``bookgen.usage.split_costs``): the usage the
+provider reported, priced, with the estimates of streams cut before their usage arrived kept
+apart; the budget counts both. That is the book's directory, not its current sections:
+earlier versions of sections, removed ones and another book written in the same directory
+count too (a journal named by a section's entry cannot tell another book's section from an
+earlier version of this one, and a budget must never undercount). Calls answered by the
+offline simulator are never money: a simulated run rehearses the budget against what its own
+simulated calls would have cost, and a real run counts only real calls.
 
 Before each API call a section begins it here (``begin_call``): under one lock, spent + the
 worst case of every call in flight in this process + this call's worst case (every input token
@@ -37,7 +38,7 @@ from bookgen.pricing import Rates, cost_usd, format_usd, sum_costs
 from bookgen.prompts import outline_messages, section_messages
 from bookgen.request_identity import is_simulated
 from bookgen.tokens import count_tokens
-from bookgen.usage import call_cost, is_replay
+from bookgen.usage import is_replay, split_costs
 
 MESSAGE_OVERHEAD_TOKENS = 8  # role markers and separators per chat message
 PROMPT_MARGIN = 1.25  # bookgen.tokens only approximates the provider's tokenizer
@@ -49,13 +50,20 @@ class BudgetReached(Exception):
 
 @dataclass(frozen=True)
 class Spending:
-    """Money and tokens spent so far (reported usage plus estimates for cut streams)."""
+    """Money and tokens spent so far: the reported usage priced (the cost report's
+    ``cost_usd``), and apart the estimates for calls cut before their usage arrived."""
 
     cost_usd: float | None  # None when a model's price is unknown
-    tokens: int
+    tokens: int  # the estimated tokens of cut calls included
     calls: int
     failed_calls: int
     simulated: bool = False  # True: what simulated calls would have cost, not money
+    estimated_cost_usd: float | None = 0.0  # cut calls (the cost report's estimated_cost_usd)
+
+    @property
+    def total_usd(self) -> float | None:
+        """Reported and estimated together: what the budget is held to."""
+        return sum_costs([self.cost_usd, self.estimated_cost_usd])
 
 
 def spending(calls: list[dict[str, Any]], simulated: bool = False) -> Spending:
@@ -70,7 +78,8 @@ def spending(calls: list[dict[str, Any]], simulated: bool = False) -> Spending:
         for c in mine
     )
     failed = sum(c["status"] != "ok" for c in mine)
-    return Spending(sum_costs([call_cost(c) for c in mine]), tokens, len(mine), failed, simulated)
+    reported, estimated = split_costs(mine)
+    return Spending(reported, tokens, len(mine), failed, simulated, estimated)
 
 
 def journal_calls(state_root: Path = paths.STATE) -> dict[str, list[dict[str, Any]]]:
@@ -146,7 +155,7 @@ def begin_call(
         return
     worst = worst_case_usd(config, request)
     with _in_flight_lock:
-        spent = run_spending(config, state_root).cost_usd
+        spent = run_spending(config, state_root).total_usd
         if worst is None or spent is None:  # prevented by check_budget_config; never guess $0
             raise BudgetReached(f"budget reached: cost unknown of ${budget:.4f} (no price)")
         pending = sum(_in_flight.values())
@@ -207,7 +216,7 @@ def exhausted_message(
         or 0.0
         for messages in firsts
     )
-    spent = run_spending(config, state_root).cost_usd
+    spent = run_spending(config, state_root).total_usd
     if spent is None or spent + worst <= budget:
         return None
     return (
@@ -217,12 +226,26 @@ def exhausted_message(
     )
 
 
+def spent_text(spent: Spending, so_far: str = "so far") -> str:
+    """Money so far as the "so far" line and the live board say it, e.g. ``$0.0456 so far``,
+    ``simulated, would have cost $0.0456 so far`` or, with cut calls, ``$0.0456 so far (+
+    $0.0012 estimated for cut calls)``: the same two figures as the cost report's total and
+    its line on calls cut off before the provider reported usage."""
+    cost = "cost unknown" if spent.cost_usd is None else format_usd(spent.cost_usd)
+    if spent.simulated:
+        cost = f"simulated, would have cost {cost}"
+    text = f"{cost} {so_far}"
+    if spent.estimated_cost_usd != 0:
+        text += f" (+ {format_usd(spent.estimated_cost_usd)} estimated for cut calls)"
+    return text
+
+
 def progress_line(sid: str, done: int, total: int, spent: Spending) -> str:
     """The line a section job prints when it finishes, e.g.
     ``[3/11] section_04 done · $0.0456 so far (24,500 tokens)``; in a simulated run
     ``… · simulated, would have cost $0.0456 so far (…)``: nothing was billed."""
-    cost = "cost unknown" if spent.cost_usd is None else f"${spent.cost_usd:.4f}"
-    if spent.simulated:
-        cost = f"simulated, would have cost {cost}"
     failed = f", {spent.failed_calls} failed call(s)" if spent.failed_calls else ""
-    return f"[{done}/{total}] section_{sid} done · {cost} so far ({spent.tokens:,} tokens{failed})"
+    return (
+        f"[{done}/{total}] section_{sid} done · {spent_text(spent)} "
+        f"({spent.tokens:,} tokens{failed})"
+    )

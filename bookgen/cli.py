@@ -10,6 +10,7 @@ costs (bookgen.reprice).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -20,7 +21,7 @@ from typing import Any
 import yaml
 
 from bookgen.config import ConfigError, Section
-from bookgen.locks import LockBusy, hold_run_lock
+from bookgen.locks import LockBusy, hold_run_lock, run_busy
 
 PROFILE = Path("profiles/default/config.yaml")
 
@@ -100,7 +101,7 @@ def book_table(config: dict[str, Any]) -> tuple[list[Section], str | None]:
     ]
     note = (
         f"The outline ({paths.outline_file()}) is not written yet: assuming section_count={count} "
-        f"sections of section_words={words} words (the outline call itself is not counted)."
+        f"sections of section_words={words} words."
     )
     return sections, note
 
@@ -121,8 +122,9 @@ def cmd_estimate(args: argparse.Namespace, config: dict[str, Any]) -> str:
 
     sections, note = book_table(config)
     cores, api = profile_defaults(args.workflow)
+    states = section_states(config, sections)
     est = estimate_book(
-        config, sections, section_states(config, sections), args.cores or cores, api
+        config, sections, states, args.cores or cores, api, outline_pending=bool(note)
     )
     est["outline_note"] = note
     if args.json:
@@ -132,13 +134,26 @@ def cmd_estimate(args: argparse.Namespace, config: dict[str, Any]) -> str:
 
 def cmd_status(args: argparse.Namespace, config: dict[str, Any]) -> str:
     from bookgen.status import render_status, section_states, status_report
+    from bookgen.watch import Watch, watch
 
-    sections, note = book_table(config)
-    report = status_report(config, [] if note else section_states(config, sections))
-    report["outline_note"] = note
+    def read() -> dict[str, Any]:
+        sections, note = book_table(config)  # a topic's outline may appear during the run
+        report = status_report(config, [] if note else section_states(config, sections))
+        report["outline_note"] = note
+        return report
+
+    def text() -> str:
+        report = read()
+        note = report["outline_note"]
+        return (f"{note}\n" if note else "") + render_status(report)
+
+    if args.watch:
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends a watch: exit 0, no traceback
+            watch(Watch(text, run_busy, args.interval), sys.stdout)
+        return ""
     if args.json:
-        return json.dumps(report, indent=2) + "\n"
-    return (f"{note}\n" if note else "") + render_status(report)
+        return json.dumps(read(), indent=2) + "\n"
+    return text()
 
 
 def cmd_reprice(args: argparse.Namespace, config: dict[str, Any]) -> str:
@@ -233,6 +248,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Every section's state (done / pending / failed / flagged / running), "
         "words, cost so far and time, with totals. Reads only files.",
     )
+    st.add_argument(
+        "--watch",
+        action="store_true",
+        help="refresh while a run goes (in place in a terminal; else a block per change); "
+        "ends when the run ends, or on Ctrl-C",
+    )
+    st.add_argument(
+        "--interval", type=float, default=2.0, help="seconds between refreshes (default 2)"
+    )
     st.set_defaults(func=cmd_status)
     rp = sub.add_parser(
         "reprice",
@@ -253,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.workflow = workflow_dir(Path(args.directory), Path.cwd())
     args.configfile = [str(Path(f).resolve()) for f in args.configfile]  # given from here
+    if args.command == "status" and args.watch and (args.json or args.interval <= 0):
+        print("bookgen: --watch takes no --json, and --interval must be above 0", file=sys.stderr)
+        return 2
     try:
         os.chdir(args.directory)
     except OSError as e:

@@ -217,6 +217,11 @@ def missing_api_key_message(config: dict[str, Any]) -> str | None:
     )
 
 
+def is_planned(config: dict[str, Any], section: Section) -> bool:
+    """Whether a section is planned before it is written (``planning.min_words``)."""
+    return section.words >= int(config["planning"]["min_words"])
+
+
 def template_text(config: dict[str, Any], name: str) -> str:
     return Path(config["prompts"][name]).read_text(encoding="utf-8")
 

@@ -7,6 +7,12 @@ most ``generation.max_tokens``; its input is the real prompt bookgen would send,
 expected to be a prefix-cache hit after the first call. Once sections are finished, their
 measured tokens per target word, input size, cache-hit share, tokens per second and job
 overhead replace those defaults. Reads only files and the config; never calls the API.
+
+The calls beyond writing (``other_calls``) are counted apart, as a low–high range: the plan of
+each section of at least ``planning.min_words`` words and the extra calls of writing it in parts
+of ``planning.words_per_call``, quality control's repairs (none up to ``qc.max_attempts`` rounds
+for every section; once sections are finished, the measured share of sections repaired and the
+measured size of a repair call), and the outline call of a topic whose outline is not written.
 """
 
 from __future__ import annotations
@@ -26,13 +32,15 @@ from bookgen.budget import (
     spending,
     worst_case_usd,
 )
-from bookgen.config import Section, template_text
-from bookgen.pricing import Rates, cost_usd, format_usd, off_peak_at, rates_for
-from bookgen.prompts import CONTINUE_PROMPT, section_messages
+from bookgen.config import Section, is_planned, template_text
+from bookgen.pricing import Rates, cost_usd, format_usd, off_peak_at, rates_for, sum_costs
+from bookgen.prompts import CONTINUE_PROMPT, outline_messages, plan_messages, section_messages
 from bookgen.request_identity import is_simulated
 from bookgen.status import SectionState
 from bookgen.tokens import count_tokens
 
+PLAN_TOKENS_PER_WORD = 0.08  # a plan: a JSON line (heading, words, covers) per ~300 words
+OUTLINE_TOKENS_PER_SECTION = 120  # an outline entry as JSON: title, words, four key points
 CACHE_UNIT_TOKENS = 64  # DeepSeek caches whole 64-token units of an identical prefix
 RUN_OVERHEAD_S = 4.0  # snakemake start-up, DAG, the cost report and book rules, per run
 PROCESS_START_S = 1.2  # a section job's interpreter start and imports, outside its own clock
@@ -63,6 +71,7 @@ class SectionEstimate:
     cost_usd: float | None  # at the rates in force now
     api_time_s: float
     job_time_s: float
+    base_prompt_tokens: int  # the first call's input (book context and task)
 
 
 def default_assumptions(config: dict[str, Any]) -> Assumptions:
@@ -140,7 +149,14 @@ def estimate_section(
         cost_usd=_cost(rates, prompt, hits, completion),
         api_time_s=round(api, 3),
         job_time_s=round(api + a.job_overhead_s, 3),
+        base_prompt_tokens=calls[0][0],
     )
+
+
+def writing_calls(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The calls of a usage document that wrote its text (``write``, ``continue``): what the
+    per-section model fits; plans and repairs are counted apart (``other_calls``)."""
+    return [c for c in doc["calls"] if c["purpose"] in ("write", "continue")]
 
 
 def measured_assumptions(
@@ -152,7 +168,7 @@ def measured_assumptions(
     if not docs:
         return a
     by_id = {s.id: s for s in sections}
-    calls = [c for d in docs for c in d["calls"]]
+    calls = [c for d in docs for c in writing_calls(d)]
     completion = sum(c["completion_tokens"] + c["estimated_completion_tokens"] for c in calls)
     prompt = sum(c["prompt_tokens"] + c["estimated_prompt_tokens"] for c in calls)
     hits = sum(c["prompt_cache_hit_tokens"] for c in calls)
@@ -162,7 +178,9 @@ def measured_assumptions(
     for d in docs:
         s = by_id[d["section"]]
         base = prompt_tokens(base_messages(config, sections, s))
-        out = sum(c["completion_tokens"] + c["estimated_completion_tokens"] for c in d["calls"])
+        out = sum(
+            c["completion_tokens"] + c["estimated_completion_tokens"] for c in writing_calls(d)
+        )
         predicted_prompt += sum(p for p, _ in predict_calls(config, base, max(out, 1), a))
     overhead = sum(max(0.0, d["wall_time_s"] - d["totals"]["duration_s"]) for d in docs)
     return replace(
@@ -175,6 +193,202 @@ def measured_assumptions(
         job_overhead_s=PROCESS_START_S + overhead / len(docs),
         source=f"the measured tokens and times of {len(docs)} finished section(s)",
     )
+
+
+@dataclass(frozen=True)
+class OtherCalls:
+    """Calls of one kind beyond writing the pending sections, as a low–high range."""
+
+    kind: str  # plan | parts | repair | outline
+    calls_low: int
+    calls_high: int
+    prompt_tokens_low: int
+    prompt_tokens_high: int
+    completion_tokens_low: int
+    completion_tokens_high: int
+    basis: str  # where the numbers come from, for people
+    cost_usd_low: float | None = None
+    cost_usd_high: float | None = None
+
+
+def _calls(
+    kind: str, low: int, high: int, prompt: float, completion: float, basis: str
+) -> OtherCalls:
+    """``low`` to ``high`` calls of ``prompt`` input and ``completion`` output tokens each."""
+    return OtherCalls(
+        kind,
+        low,
+        high,
+        round(low * prompt),
+        round(high * prompt),
+        round(low * completion),
+        round(high * completion),
+        basis,
+    )
+
+
+def _add(a: OtherCalls, b: OtherCalls) -> OtherCalls:
+    return replace(
+        a,
+        calls_low=a.calls_low + b.calls_low,
+        calls_high=a.calls_high + b.calls_high,
+        prompt_tokens_low=a.prompt_tokens_low + b.prompt_tokens_low,
+        prompt_tokens_high=a.prompt_tokens_high + b.prompt_tokens_high,
+        completion_tokens_low=a.completion_tokens_low + b.completion_tokens_low,
+        completion_tokens_high=a.completion_tokens_high + b.completion_tokens_high,
+    )
+
+
+def _sent_tokens(calls: list[dict[str, Any]]) -> tuple[float, float]:
+    """Mean input and output tokens of ``calls`` (estimates of cut calls included)."""
+    n = max(1, len(calls))
+    prompt = sum(c["prompt_tokens"] + c["estimated_prompt_tokens"] for c in calls)
+    out = sum(c["completion_tokens"] + c["estimated_completion_tokens"] for c in calls)
+    return prompt / n, out / n
+
+
+def repair_calls(
+    config: dict[str, Any], rows: list[SectionEstimate], docs: list[dict[str, Any]]
+) -> OtherCalls:
+    """Quality control's repair calls for the pending sections (``rows``). From the config
+    alone: none (low) to every section repaired ``qc.max_attempts`` times (high), a repair call
+    sending the section's context and text and getting at most its text back. Once sections
+    are finished (``docs``, their usage files): low is the measured share of sections repaired,
+    at the measured repair calls per repaired section; high every section repaired
+    ``qc.max_attempts`` rounds at the measured calls per round; the call size is measured."""
+    rounds = int(config["qc"]["max_attempts"])
+    n = len(rows)
+    prompt = sum(r.base_prompt_tokens + r.completion_tokens for r in rows) / max(1, n)
+    out = sum(r.completion_tokens for r in rows) / max(1, n)
+    if not docs:
+        basis = f"none to every section repaired qc.max_attempts={rounds} time(s)"
+        return _calls("repair", 0, n * rounds, prompt, out, basis)
+    paid = [
+        [c for c in d["calls"] if c["purpose"] == "repair" and c["status"] != "replayed"]
+        for d in docs
+    ]
+    repaired = [calls for calls in paid if calls]
+    made = sum(len(calls) for calls in repaired)
+    rounds_made = sum(
+        int((d.get("qc") or {}).get("attempts", 0))
+        for d, calls in zip(docs, paid, strict=True)
+        if calls
+    )
+    per_round = made / rounds_made if rounds_made else 1.0
+    if made:
+        prompt, out = _sent_tokens([c for calls in repaired for c in calls])
+    low = round(n * len(repaired) / len(docs) * (made / len(repaired) if repaired else 0))
+    high = max(low, math.ceil(n * rounds * per_round))
+    basis = (
+        f"{len(repaired)} of {len(docs)} finished section(s) needed repairs, {made} call(s); "
+        f"high: every section repaired qc.max_attempts={rounds} time(s)"
+    )
+    return _calls("repair", low, high, prompt, out, basis)
+
+
+def plan_and_part_calls(
+    config: dict[str, Any],
+    sections: list[Section],
+    rows: list[SectionEstimate],
+    docs: list[dict[str, Any]],
+) -> list[OtherCalls]:
+    """The plan of every pending section of at least ``planning.min_words`` words (asked again
+    up to ``qc.max_attempts`` times when invalid: high), and the calls writing it in parts of
+    ``planning.words_per_call`` words add beyond the table's (each part sends the book context
+    and the plan). A plan's size is measured once finished sections had one."""
+    by_id = {s.id: s for s in sections}
+    planned = [r for r in rows if is_planned(config, by_id[r.id])]
+    if not planned:
+        return []
+    retries = int(config["qc"]["max_attempts"])
+    measured = [c for d in docs for c in d["calls"] if c["purpose"] == "plan"]
+    measured_words = sum(
+        by_id[d["section"]].words
+        for d in docs
+        if d["section"] in by_id and any(c["purpose"] == "plan" for c in d["calls"])
+    )
+    plan_per_word = (
+        sum(c["completion_tokens"] for c in measured) / measured_words
+        if measured and measured_words
+        else PLAN_TOKENS_PER_WORD
+    )
+    plans = OtherCalls("plan", 0, 0, 0, 0, 0, 0, "")
+    parts = OtherCalls("parts", 0, 0, 0, 0, 0, 0, "")
+    per_call = int(config["planning"]["words_per_call"])
+    for r in planned:
+        s = by_id[r.id]
+        ask = prompt_tokens(plan_messages(base_messages(config, sections, s), s))
+        plan_out = s.words * plan_per_word
+        plans = _add(plans, _calls("plan", 1, 1 + retries, ask, plan_out, ""))
+        count = math.ceil(s.words / per_call)  # each part resends the context and the plan
+        more = max(0, count - r.calls)
+        sent = max(0, round(count * (r.base_prompt_tokens + plan_out)) - r.prompt_tokens)
+        parts = _add(parts, OtherCalls("parts", more, more, sent, sent, 0, 0, ""))
+    min_words = config["planning"]["min_words"]
+    return [
+        replace(
+            plans,
+            basis=f"{len(planned)} section(s) of at least planning.min_words={min_words} words"
+            + (", plan size measured" if measured else "")
+            + f"; high: each asked again qc.max_attempts={retries} time(s)",
+        ),
+        replace(parts, basis=f"written in parts of planning.words_per_call={per_call} words"),
+    ]
+
+
+def outline_calls(config: dict[str, Any]) -> OtherCalls:
+    """The outline call of a topic whose outline is not written yet (asked again up to
+    ``qc.max_attempts`` times when its JSON does not validate: high)."""
+    ask = prompt_tokens(outline_messages(template_text(config, "outline"), config))
+    out = int(config["section_count"]) * OUTLINE_TOKENS_PER_SECTION
+    retries = int(config["qc"]["max_attempts"])
+    basis = f"the book's outline from its topic; high: asked again {retries} time(s)"
+    return _calls("outline", 1, 1 + retries, ask, out, basis)
+
+
+def priced(
+    extra: OtherCalls, prices: dict[str, Any], model: str, hit_share: float | None
+) -> OtherCalls:
+    """``extra`` with its cost range: low at the cheapest period with the expected cache hits,
+    high at the highest rates without any (as the sections' own range); None without a price."""
+    hits = round(extra.prompt_tokens_low * (hit_share or 0.0))
+    lows = [
+        _cost(r, extra.prompt_tokens_low, hits, extra.completion_tokens_low)
+        for r in _period_rates(prices, model).values()
+    ]
+    high = _cost(
+        highest_rates(prices, model), extra.prompt_tokens_high, 0, extra.completion_tokens_high
+    )
+    return replace(extra, cost_usd_low=min(lows) if lows else None, cost_usd_high=high)
+
+
+def other_calls(
+    config: dict[str, Any],
+    sections: list[Section],
+    rows: list[SectionEstimate],
+    finished: list[SectionState],
+    a: Assumptions,
+    outline_pending: bool,
+) -> dict[str, Any]:
+    """Every call beyond writing the pending sections' text, per kind and together."""
+    docs = [s.usage for s in finished if s.usage is not None]
+    kinds = [*plan_and_part_calls(config, sections, rows, docs)]
+    if rows:
+        kinds.append(repair_calls(config, rows, docs))
+    if outline_pending:
+        kinds.append(outline_calls(config))
+    kinds = [
+        priced(k, config["prices"], config["model"], a.hit_share)
+        for k in kinds
+        if k.calls_high or k.prompt_tokens_high
+    ]
+    return {
+        "kinds": [asdict(k) for k in kinds],
+        "calls_low": sum(k.calls_low for k in kinds),
+        "calls_high": sum(k.calls_high for k in kinds),
+        "cost_usd_low": sum_costs([k.cost_usd_low for k in kinds]),
+        "cost_usd_high": sum_costs([k.cost_usd_high for k in kinds]),
+    }
 
 
 def makespan(durations: list[float], slots: int) -> float:
@@ -192,8 +406,10 @@ def estimate_book(
     cores: int,
     api_slots: int | None = None,
     now: datetime | None = None,
+    outline_pending: bool = False,
 ) -> dict[str, Any]:
-    """The estimate for every pending section, with totals, a cost range and wall time."""
+    """The estimate for every pending section, with totals, a cost range and wall time, and
+    apart the other calls (plans, parts, repairs, the outline when ``outline_pending``)."""
     now = now or clock.now_utc()
     finished = [s for s in states if s.state in ("done", "flagged")]
     pending_ids = {s.id for s in states if s.state not in ("done", "flagged")}
@@ -219,6 +435,7 @@ def estimate_book(
     high = _cost(highest_rates(prices, model), prompt, 0, completion)
     slots = min(cores, api_slots or cores)
     wall = makespan([r.job_time_s for r in rows], slots) + RUN_OVERHEAD_S if rows else 0.0
+    other = other_calls(config, sections, rows, finished, a, outline_pending)
     spent = run_spending(config)
     worst_call = None
     if rows:
@@ -258,8 +475,16 @@ def estimate_book(
             "cores": cores,
             "parallel": slots,
         },
+        "other_calls": {
+            **other,
+            "with_sections_usd": {  # the sections' range and this one's together
+                "low": sum_costs([low, other["cost_usd_low"]]),
+                "high": sum_costs([high, other["cost_usd_high"]]),
+            },
+        },
         "spent": {
             "cost_usd": spent.cost_usd,
+            "estimated_cost_usd": spent.estimated_cost_usd,
             "calls": spent.calls,
             "tokens": spent.tokens,
             "simulated": spent.simulated,
@@ -310,7 +535,7 @@ def _check_against_outline(
         e = estimate_section(config, sections, by_id[d["section"]], a, i == 0, rates)
         estimated = None if estimated is None or e.cost_usd is None else estimated + e.cost_usd
     calls = [c for d in docs for c in d["calls"]]
-    actual = spending(calls, simulated=is_simulated(config)).cost_usd
+    actual = spending(calls, simulated=is_simulated(config)).total_usd
     ratio = actual / estimated - 1 if actual is not None and estimated else None
     return {
         "sections": len(docs),
@@ -363,6 +588,31 @@ def _off_peak_line(c: dict[str, Any]) -> str:
     )
 
 
+def _range(low: float | int | None, high: float | int | None, money: bool = False) -> str:
+    text = format_usd if money else (lambda v: f"{v:,}")
+    return text(low) if low == high else f"{text(low)}–{text(high)}"
+
+
+def _other_lines(other: dict[str, Any]) -> list[str]:
+    """The calls beyond the table: one line per kind, then the whole range."""
+    if not other["kinds"]:
+        return []
+    lines = [
+        f"Other calls, not in the table: {_range(other['calls_low'], other['calls_high'])} "
+        f"call(s), {format_usd(other['cost_usd_low'])} – {format_usd(other['cost_usd_high'])}"
+    ]
+    for k in other["kinds"]:
+        lines.append(
+            f"  {k['kind']:<8} {_range(k['calls_low'], k['calls_high'])} call(s), "
+            f"{_range(k['prompt_tokens_low'], k['prompt_tokens_high'])} input / "
+            f"{_range(k['completion_tokens_low'], k['completion_tokens_high'])} output tokens, "
+            f"{format_usd(k['cost_usd_low'])} – {format_usd(k['cost_usd_high'])} ({k['basis']})"
+        )
+    w = other["with_sections_usd"]
+    lines.append(f"With them:  {format_usd(w['low'])} – {format_usd(w['high'])} in all")
+    return lines
+
+
 def render_estimate(est: dict[str, Any]) -> str:
     """The estimate as text for the terminal."""
     t, a = est["totals"], est["assumptions"]
@@ -394,6 +644,7 @@ def render_estimate(est: dict[str, Any]) -> str:
         ]
         if periods:
             lines.append(f"        by period: {periods}")
+        lines += _other_lines(est["other_calls"])
         if c["off_peak_saving"] is not None:
             lines.append(_off_peak_line(c))
         lines.append(
@@ -415,9 +666,12 @@ def render_estimate(est: dict[str, Any]) -> str:
             if spent["simulated"]
             else ("Spent so far:")
         )
+        cut = spent["estimated_cost_usd"]
         lines.append(
-            f"{what} {format_usd(spent['cost_usd'])} on {spent['calls']} call(s) "
-            f"({spent['tokens']:,} tokens), failed attempts included."
+            f"{what} {format_usd(spent['cost_usd'])}"
+            + (f" (+ {format_usd(cut)} estimated for cut calls)" if cut != 0 else "")
+            + f" on {spent['calls']} call(s) ({spent['tokens']:,} tokens), failed attempts "
+            "included."
         )
     f = est["finished"]
     if f and f["difference"] is not None:
@@ -427,8 +681,9 @@ def render_estimate(est: dict[str, Any]) -> str:
             f"({f['difference']:+.0%})."
         )
     budget = est["budget_usd"]
-    if budget is not None and spent["cost_usd"] is not None:
-        left = budget - spent["cost_usd"]
+    spent_all = sum_costs([spent["cost_usd"], spent["estimated_cost_usd"]])
+    if budget is not None and spent_all is not None:
+        left = budget - spent_all
         high, worst = t["cost_usd"]["high"], est["worst_case_call_usd"] or 0.0
         verdict = (
             "the pending sections fit even at the high estimate"

@@ -14,6 +14,7 @@ slots (bookgen.estimate.makespan).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -21,13 +22,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
+
 from bookgen import paths
-from bookgen.budget import Spending, book_spending, run_spending
+from bookgen.budget import Spending, book_spending, run_spending, spent_text
 from bookgen.config import Section
 from bookgen.estimate import RUN_OVERHEAD_S, estimate_book, format_duration, makespan
-from bookgen.pricing import format_usd
 from bookgen.progress import last_progress, read_count
 from bookgen.status import section_states
+
+
+def is_terminal(stream: Any) -> bool:
+    """Whether ``stream`` is a terminal that can redraw in place."""
+    return bool(getattr(stream, "isatty", lambda: False)()) and os.environ.get("TERM") != "dumb"
+
+
+def as_text(lines: list[str]) -> Text:
+    """Lines for a display redrawn in place: cropped, not wrapped, in a narrow terminal, so one
+    line stays one line."""
+    return Text("\n".join(lines), no_wrap=True, overflow="ellipsis")
+
 
 BAR_WIDTH = 30
 MONEY_EVERY_S = 2.0  # the journals are read at most this often
@@ -189,11 +203,9 @@ class Board:
         if others:
             out.append(f"  running: {', '.join(others)}")
         spent = self.spent()
-        money = (
-            f"simulated, would have cost {format_usd(spent.cost_usd)} so far"  # as the [N/11] lines
-            if spent.simulated
-            else f"{format_usd(spent.cost_usd)} spent so far on this book"
-        ) + f" ({spent.tokens:,} tokens)"
+        # as the [N/11] lines and the cost report count it
+        money = spent_text(spent, "so far" if spent.simulated else "spent so far on this book")
+        money += f" ({spent.tokens:,} tokens)"
         elapsed = format_duration(now - self.t0)
         if self.ended:
             out.append(f"{money} · took {elapsed}")

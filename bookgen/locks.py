@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import glob
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,7 +29,7 @@ def hold_run_lock(root: Path = paths.STATE) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _lock_soon(fd)
     except BlockingIOError:
         os.close(fd)
         raise LockBusy(
@@ -36,6 +37,23 @@ def hold_run_lock(root: Path = paths.STATE) -> None:
             "held by a live process). Wait for it to finish, or stop it, then run again."
         ) from None
     _held.append(fd)
+
+
+def _lock_soon(fd: int, tries: int = 20, pause_s: float = 0.01) -> None:
+    """An exclusive lock on ``fd`` now, or BlockingIOError. ``run_busy`` (``bookgen status
+    --watch``) takes the run lock shared for an instant to look: that is waited out."""
+    for _ in range(tries - 1):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            time.sleep(pause_s)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def run_busy(root: Path = paths.STATE) -> bool:
+    """True while a run (a ``snakemake`` main process) is writing the book."""
+    return _held_by_someone(root / "run.lock")
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bookgen import history, paths
-from bookgen.config import Section, _digest
+from bookgen.config import Section, _digest, is_planned
 from bookgen.fsutil import atomic_write_json
 from bookgen.prompts import parallel_part_messages, part_messages, plan_messages, planned_task
 from bookgen.quality import normalise_heading
@@ -47,10 +47,6 @@ class Draft:
 def parallel(config: dict[str, Any]) -> bool:
     """Whether a planned section's parts are written at the same time (each on its own)."""
     return bool(config["planning"].get("parallel_parts", True))
-
-
-def is_planned(config: dict[str, Any], section: Section) -> bool:
-    return section.words >= int(config["planning"]["min_words"])
 
 
 def parts_needed(

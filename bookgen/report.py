@@ -21,7 +21,7 @@ from bookgen.config import Section
 from bookgen.fsutil import atomic_write_json, atomic_write_text
 from bookgen.outline import OUTLINE_ID
 from bookgen.pricing import format_usd, sum_costs
-from bookgen.usage import TOKEN_FIELDS, sum_calls, validate
+from bookgen.usage import TOKEN_FIELDS, is_replay, split_costs, sum_calls, validate
 
 SUMMED = (
     "calls",
@@ -104,6 +104,14 @@ def build_cost_report(
     rows = [*sections, *filter(None, [earlier_row])]
     totals: dict[str, Any] = {k: sum(s[k] for s in rows) for k in SUMMED}
     totals.update({k: sum_costs([s[k] for s in rows]) for k in COSTS})
+    totals["simulated_estimated_cost_usd"] = split_costs(
+        [
+            c
+            for doc in [*usage_docs, *filter(None, [earlier_doc])]
+            for c in doc["calls"]
+            if c.get("simulated", False) and not is_replay(c)
+        ]
+    )[1]
     totals["sections"] = sum(s["id"] != OUTLINE_ID for s in sections)
     totals["words"] = sum(s["words"] for s in sections)
     totals["api_time_s"] = round(sum(s["api_time_s"] for s in rows), 3)
@@ -148,7 +156,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"> **Simulated text.** The text of {which} was written by bookgen's offline "
             "simulator (marked *simulated* below): nothing was billed for it, and it is not in "
             "the money spent. What its calls would have cost at the model's real prices is "
-            f"shown apart: {format_usd(t['simulated_cost_usd'])}.",
+            f"shown apart: {_simulated_cost(t)}.",
             "",
         ]
     lines += [
@@ -218,6 +226,16 @@ def render_markdown(report: dict[str, Any]) -> str:
     for model in report["unknown_price_models"]:
         lines.append(f"| {model} | – | unknown | unknown | unknown |")
     return "\n".join(lines) + "\n"
+
+
+def _simulated_cost(t: dict[str, Any]) -> str:
+    """What the simulated calls would have cost, cut calls' estimates apart (as the "so far"
+    line of a simulated run says it)."""
+    total, estimated = t["simulated_cost_usd"], t.get("simulated_estimated_cost_usd", 0.0)
+    if not estimated:
+        return format_usd(total)
+    reported = None if total is None or estimated is None else total - estimated
+    return f"{format_usd(reported)} (+ {format_usd(estimated)} estimated for cut calls)"
 
 
 def _earlier_doc(calls: list[dict[str, Any]]) -> dict[str, Any]:

@@ -132,7 +132,7 @@ def section_states(
                 calls=spent.calls,
                 failed_calls=spent.failed_calls,
                 cost_usd=spent.cost_usd,
-                simulated_cost_usd=spending(calls, simulated=True).cost_usd,
+                simulated_cost_usd=spending(calls, simulated=True).total_usd,
                 simulated=bool(usage and usage.get("simulated")),
                 api_time_s=round(sum(c["duration_s"] for c in calls), 3),
                 wall_time_s=usage["wall_time_s"] if usage else None,
@@ -148,7 +148,9 @@ def status_report(
     """The status as data (``bookgen status --json``): a row per section of this book.
     ``totals.calls`` and ``totals.cost_usd`` are the real calls and money spent in this folder,
     every journaled call included (the outline's, earlier attempts and versions, another book
-    written here): the figure ``budget_usd`` is enforced against in a real run."""
+    written here), counted as the cost report counts it; ``estimated_cost_usd`` the calls cut
+    before their usage arrived. Both together are what ``budget_usd`` is enforced against in a
+    real run (``budget_spent_usd``)."""
     folder = book_spending(state_root)  # every call journaled in this folder (the budget's)
     counts: dict[str, int] = {}
     for s in states:
@@ -158,7 +160,7 @@ def status_report(
         "model": config["model"],
         "simulated_run": is_simulated(config),
         "budget_usd": config.get("budget_usd"),
-        "budget_spent_usd": run_spending(config, state_root).cost_usd,
+        "budget_spent_usd": run_spending(config, state_root).total_usd,
         "counts": counts,
         "sections": [s.as_dict() for s in states],
         "totals": {
@@ -167,7 +169,8 @@ def status_report(
             "calls": folder.calls,
             "failed_calls": folder.failed_calls,
             "cost_usd": folder.cost_usd,
-            "simulated_cost_usd": book_spending(state_root, simulated=True).cost_usd,
+            "estimated_cost_usd": folder.estimated_cost_usd,
+            "simulated_cost_usd": book_spending(state_root, simulated=True).total_usd,
             "simulated_sections": [s.id for s in states if s.simulated],
             "api_time_s": round(sum(s.api_time_s for s in states), 3),
             "wall_time_s": round(sum(s.wall_time_s or 0 for s in states), 3),
@@ -213,6 +216,12 @@ def render_status(report: dict[str, Any]) -> str:
         lines.append(
             f"Simulated calls (offline simulator, nothing billed) would have cost "
             f"{format_usd(t['simulated_cost_usd'])}; they are not in the costs above."
+        )
+    if t.get("estimated_cost_usd"):
+        lines.append(
+            "Calls cut off before the provider reported usage, estimated: "
+            f"{format_usd(t['estimated_cost_usd'])}; not in the costs above (nor in the cost "
+            "report's total)."
         )
     budget, spent = report["budget_usd"], report["budget_spent_usd"]
     if budget is not None and spent is not None:

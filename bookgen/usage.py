@@ -71,6 +71,16 @@ def call_cost(call: dict[str, Any]) -> float | None:
     return call["cost_usd"] if call["usage_reported"] else call["estimated_cost_usd"]
 
 
+def split_costs(calls: list[dict[str, Any]]) -> tuple[float | None, float | None]:
+    """What sent ``calls`` cost, as the cost report and the "so far" line both count it:
+    ``(reported, estimated)``: the usage the provider reported, priced (what reconciles with
+    its bill), and apart the estimates of calls cut off before their usage arrived. Each is
+    None when a price is unknown. Replays are not sent calls: leave them out first."""
+    reported = sum_costs([c["cost_usd"] for c in calls if c["usage_reported"]])
+    estimated = sum_costs([c["estimated_cost_usd"] for c in calls if not c["usage_reported"]])
+    return reported, estimated
+
+
 def sum_calls(calls: list[dict[str, Any]]) -> dict[str, Any]:
     """Totals over call records: what the provider reported, with estimates kept apart.
 
@@ -87,14 +97,10 @@ def sum_calls(calls: list[dict[str, Any]]) -> dict[str, Any]:
         if c["usage_reported"]:
             for f in TOKEN_FIELDS:
                 totals[f] += c[f]
-    reported = [c for c in real if c["usage_reported"]]
-    totals["cost_usd"] = sum_costs([c["cost_usd"] for c in reported])
+    totals["cost_usd"], totals["estimated_cost_usd"] = split_costs(real)
     estimated = [c for c in sent if not c["usage_reported"]]
     totals["estimated_prompt_tokens"] = sum(c["estimated_prompt_tokens"] for c in estimated)
     totals["estimated_completion_tokens"] = sum(c["estimated_completion_tokens"] for c in estimated)
-    totals["estimated_cost_usd"] = sum_costs(
-        [c["estimated_cost_usd"] for c in real if not c["usage_reported"]]
-    )
     failed = [c for c in sent if c["status"] != "ok"]
     totals["failed_calls"] = len(failed)
     totals["failed_cost_usd"] = sum_costs(

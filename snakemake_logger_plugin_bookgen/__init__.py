@@ -14,9 +14,7 @@ this one is part of the bookgen distribution (pyproject.toml), so ``pip install 
 from __future__ import annotations
 
 import logging
-import os
 import sys
-from typing import Any
 
 from rich.console import Console
 from rich.live import Live
@@ -25,7 +23,7 @@ from snakemake.logging import ColorizingTextHandler, DefaultFilter, DefaultForma
 from snakemake_interface_logger_plugins.base import LogHandlerBase
 from snakemake_interface_logger_plugins.common import LogEvent
 
-from bookgen.live import Board
+from bookgen.live import Board, as_text, is_terminal
 
 REFRESH_PER_S = 2
 # Events the board shows instead of Snakemake's text for them.
@@ -62,14 +60,9 @@ class BoardView:
 
     def __rich__(self) -> Text:
         try:
-            # cropped, not wrapped, in a narrow terminal: one board line stays one line
-            return Text("\n".join(self.board.lines()), no_wrap=True, overflow="ellipsis")
+            return as_text(self.board.lines())
         except Exception as e:  # never let a display problem end the refresh thread
             return Text(f"(bookgen display: {e})")
-
-
-def is_terminal(stream: Any) -> bool:
-    return bool(getattr(stream, "isatty", lambda: False)()) and os.environ.get("TERM") != "dumb"
 
 
 class LogHandler(LogHandlerBase):

@@ -30,7 +30,8 @@ class Pane:
     def __init__(self, command: str, cwd) -> None:
         self.socket = f"bookgen-test-{os.getpid()}"
         self.tmux(
-            "new-session", "-d", "-s", "run", "-x", "150", "-y", "40", "-c", str(cwd), command
+            *("new-session", "-d", "-s", "run", "-n", "run", "-x", "150", "-y", "40"),
+            *("-c", str(cwd), command),
         )
 
     def tmux(self, *args: str) -> str:
@@ -38,9 +39,17 @@ class Pane:
             ["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=True
         ).stdout
 
-    def screen(self) -> str:
+    def screen(self, window: str = "run") -> str:
         """What the terminal shows now, scrolled-off lines included, wrapped lines joined."""
-        return self.tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "run")
+        return self.tmux("capture-pane", "-p", "-J", "-S", "-", "-t", f"run:{window}")
+
+    def window(self, name: str, command: str, cwd) -> None:
+        """Another terminal (a tmux window of the same size) running ``command``."""
+        self.tmux("new-window", "-d", "-t", "run:", "-n", name, "-c", str(cwd), command)
+
+    def visible(self, window: str) -> str:
+        """Only what the window shows now (a display redrawn in place)."""
+        return self.tmux("capture-pane", "-p", "-t", f"run:{window}")
 
     def close(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
@@ -53,10 +62,13 @@ def test_a_run_in_a_terminal_shows_the_board_and_ends_with_everything_done(tmp_p
         "env -u DEEPSEEK_API_KEY -u COLUMNS -u LINES "
         f"BOOKGEN_CLOCK={PINNED_CLOCK} PATH={BIN}:{os.environ['PATH']}"
     )
-    run = "snakemake --cores 2 --configfile config/config.yaml overrides.yaml"
-    pane = Pane(f"{env} {run}; echo EXIT=$?; sleep 600", book.path)
+    files = "--configfile config/config.yaml overrides.yaml"
+    pane = Pane(f"{env} snakemake --cores 2 {files}; echo EXIT=$?; sleep 600", book.path)
+    # `bookgen status --watch` in a second terminal, beside the run.
+    status = f"{env} bookgen status --watch --interval 0.5 {files}"
+    pane.window("watch", f"{status}; echo WATCH_EXIT=$?; sleep 600", book.path)
     try:
-        seen_running = None
+        seen_running, watched = None, set()
         deadline = time.monotonic() + 240
         while "EXIT=" not in (screen := pane.screen()) and time.monotonic() < deadline:
             lines = screen.splitlines()
@@ -65,8 +77,23 @@ def test_a_run_in_a_terminal_shows_the_board_and_ends_with_everything_done(tmp_p
                 block = lines[board[-1] :]
                 if any(map(RUNNING.match, block)) and any(" · ETA " in b for b in block):
                     seen_running = block
+            if view := watch_view(pane.visible("watch")):
+                watched.add(view)
             time.sleep(0.25)
         final = pane.screen()
+        deadline = time.monotonic() + 30
+        while "WATCH_EXIT=" not in (watch_end := pane.visible("watch")):
+            assert time.monotonic() < deadline, watch_end
+            time.sleep(0.25)
+        # Another watch when no run is going waits for one, until Ctrl-C: exit 0, no traceback.
+        pane.window("idle", f"{status}; echo IDLE_EXIT=$?; sleep 600", book.path)
+        while "waiting for one" not in (idle := pane.visible("idle")):
+            assert time.monotonic() < deadline + 30, idle
+            time.sleep(0.25)
+        pane.tmux("send-keys", "-t", "run:idle", "C-c")
+        while "IDLE_EXIT=" not in (idle := pane.visible("idle")):
+            assert time.monotonic() < deadline + 60, idle
+            time.sleep(0.25)
     finally:
         pane.close()
     assert "EXIT=0" in final, final[-3000:]
@@ -86,3 +113,24 @@ def test_a_run_in_a_terminal_shows_the_board_and_ends_with_everything_done(tmp_p
         range(1, 12)
     )
     assert "rule section:" not in final and "Select jobs to execute" not in final
+
+    # The watching terminal redrew one status in place: while the run went, sections running
+    # and the count written rising; at the end all 11 written, and the watch ended by itself.
+    during = {(done, running) for header, done, running in watched if header == "writing"}
+    assert len({done for done, _ in during}) >= 2 and any(r for _, r in during), watched
+    assert watch_view(watch_end) == ("ended", 11, 0), watch_end
+    assert "WATCH_EXIT=0" in watch_end and watch_end.count("bookgen status --watch") == 1
+    assert "IDLE_EXIT=0" in idle and "Traceback" not in idle, idle
+
+
+def watch_view(screen: str) -> tuple[str, int, int] | None:
+    """What a person reads on the watching terminal: whether a run is writing the book, how
+    many sections are written, how many running; None before it shows a status."""
+    header = re.search(
+        r"^bookgen status --watch .*: (a run is writing|the run has ended)", screen, re.M
+    )
+    written = re.search(r"^Total +(\d+)/11 written", screen, re.M)
+    if not header or not written:
+        return None
+    running = len(re.findall(r"^\d\d +running ", screen, re.M))
+    return header[1].split()[-1], int(written[1]), running

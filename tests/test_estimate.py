@@ -5,12 +5,16 @@ pending."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
-from bookgen.estimate import makespan, render_estimate
+from bookgen.config import sections_from_config
+from bookgen.estimate import estimate_book, makespan, render_estimate
 from bookgen.pricing import format_usd
+from bookgen.status import SectionState
 from tests.book import Book, pending_sections
+from tests.conftest import load_config
 
 ALL = [f"{i:02d}" for i in range(1, 12)]
 
@@ -98,6 +102,10 @@ def test_estimate_for_a_topic_before_its_outline_exists(tmp_path):
     est = json.loads(proc.stdout)
     assert "not written yet" in est["outline_note"] and "section_count=3" in est["outline_note"]
     assert [r["target_words"] for r in est["pending"]] == [1500, 1500, 1500]
+    # The outline call is counted, apart: one call, or asked again up to qc.max_attempts times.
+    (outline,) = [k for k in est["other_calls"]["kinds"] if k["kind"] == "outline"]
+    assert (outline["calls_low"], outline["calls_high"]) == (1, 3)
+    assert 0 < outline["cost_usd_low"] < outline["cost_usd_high"]
 
 
 MONDAY_PEAK = "2026-11-23T08:30:00Z"  # DeepSeek's peak window runs until 10:00 UTC
@@ -131,3 +139,114 @@ def test_estimate_shows_what_waiting_for_off_peak_saves(tmp_path):
     assert f"a peak window, this costs about {format_usd(saving)} more" in text
     flat = book.bookgen("estimate", "--config", "model=flat").stdout
     assert "Off-peak" not in flat  # a model without peak prices (here: no price at all)
+
+
+SATURDAY = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)  # off-peak
+
+
+def state(sid: str, usage: dict | None = None) -> SectionState:
+    """A section as bookgen.status would describe it: pending, or done with ``usage``."""
+    return SectionState(
+        sid,
+        "",
+        0,
+        "done" if usage else "pending",
+        "",
+        None,
+        0,
+        0,
+        0.0,
+        0.0,
+        False,
+        0.0,
+        None,
+        usage,
+    )
+
+
+def call(purpose: str, prompt: int, out: int) -> dict:
+    return {
+        "purpose": purpose,
+        "status": "ok",
+        "usage_reported": True,
+        "simulated": False,
+        "prompt_tokens": prompt,
+        "prompt_cache_hit_tokens": 0,
+        "completion_tokens": out,
+        "estimated_prompt_tokens": 0,
+        "estimated_completion_tokens": 0,
+        "cost_usd": 0.001,
+        "estimated_cost_usd": 0.0,
+        "duration_s": 10.0,
+        "rates": None,
+    }
+
+
+def usage_doc(sid: str, calls: list[dict], rounds: int) -> dict:
+    return {
+        "section": sid,
+        "calls": calls,
+        "wall_time_s": 12.0,
+        "totals": {"duration_s": 10.0 * len(calls)},
+        "qc": {"attempts": rounds},
+    }
+
+
+def other(est: dict, kind: str) -> dict:
+    return next(k for k in est["other_calls"]["kinds"] if k["kind"] == kind)
+
+
+def test_other_calls_from_the_config_alone(tmp_path, monkeypatch):
+    """Before any section exists: repairs from none to qc.max_attempts for every section, a
+    plan (and parts) for each section of at least planning.min_words, priced as a range apart
+    from the sections' own, and added to it in `with_sections_usd`."""
+    monkeypatch.chdir(tmp_path)
+    config = load_config({"planning": {"min_words": 1600, "words_per_call": 1000}})
+    sections = sections_from_config(config)
+    est = estimate_book(config, sections, [state(s.id) for s in sections], 2, now=SATURDAY)
+    repair = other(est, "repair")
+    assert (repair["calls_low"], repair["calls_high"]) == (0, 2 * 11)
+    assert repair["cost_usd_low"] == 0 and repair["cost_usd_high"] > 0
+    planned = [s for s in sections if s.words >= 1600]  # 1,600-1,700 words: 2 parts of 1,000
+    plan, parts = other(est, "plan"), other(est, "parts")
+    assert (plan["calls_low"], plan["calls_high"]) == (len(planned), 3 * len(planned))
+    assert parts["calls_low"] == parts["calls_high"] == len(planned)
+    assert parts["prompt_tokens_low"] > 0 and parts["completion_tokens_low"] == 0
+    o = est["other_calls"]
+    assert o["calls_low"] == 2 * len(planned) and o["calls_high"] == 22 + 4 * len(planned)
+    cost = est["totals"]["cost_usd"]
+    assert o["with_sections_usd"]["low"] == pytest.approx(cost["low"] + o["cost_usd_low"])
+    assert o["with_sections_usd"]["high"] == pytest.approx(cost["high"] + o["cost_usd_high"])
+    text = render_estimate(est)
+    assert f"Other calls, not in the table: {o['calls_low']}–{o['calls_high']} call(s)" in text
+    assert "  repair   0–22 call(s)" in text and "qc.max_attempts=2" in text
+    # An unknown price stays unknown, never $0.
+    est = estimate_book(
+        {**config, "model": "mystery"}, sections, [state(s.id) for s in sections], 2, now=SATURDAY
+    )
+    assert est["other_calls"]["cost_usd_high"] is None
+    assert est["other_calls"]["with_sections_usd"] == {"low": None, "high": None}
+    assert "unknown – unknown" in render_estimate(est)
+
+
+def test_repairs_from_the_measured_share_of_sections_repaired(tmp_path, monkeypatch):
+    """Once sections are finished: low is the measured share of sections repaired at their
+    measured calls, high every section repaired qc.max_attempts rounds, at the measured size;
+    the sections' own model no longer counts repair calls as writing."""
+    monkeypatch.chdir(tmp_path)
+    config = load_config()
+    sections = sections_from_config(config)
+    docs = {
+        "01": usage_doc("01", [call("write", 1000, 2000), call("repair", 3000, 500)], 1),
+        "02": usage_doc("02", [call("write", 1000, 2000)], 0),
+    }
+    states = [state(s.id, docs.get(s.id)) for s in sections]
+    est = estimate_book(config, sections, states, 2, now=SATURDAY)
+    repair = other(est, "repair")
+    # 1 of 2 finished sections repaired, with 1 call: half of the 9 pending; 1 call per round.
+    assert (repair["calls_low"], repair["calls_high"]) == (round(9 / 2), 9 * 2)
+    assert (
+        repair["prompt_tokens_high"] == 18 * 3000 and repair["completion_tokens_high"] == 18 * 500
+    )
+    assert "1 of 2 finished section(s) needed repairs" in repair["basis"]
+    assert est["assumptions"]["completion_per_word"] == pytest.approx(4000 / (1400 + 1500))

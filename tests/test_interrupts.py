@@ -6,11 +6,13 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
 import signal
 import subprocess
 import time
 
 from bookgen.journal import CallJournal
+from bookgen.pricing import format_usd
 from bookgen.section import UNFINISHED_CALL
 from tests.book import Book
 from tests.loopback import LoopbackSimulator
@@ -48,12 +50,14 @@ def journal(book: Book, name: str) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def resume(book: Book) -> None:
+def resume(book: Book) -> str:
+    """The same command again; its console output."""
     proc = book.run("--cores", "2", env=KEY)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(book.sections()) == 11
     assert_finished_sections_are_whole(book)
     assert book.pending() == {}
+    return proc.stdout + proc.stderr
 
 
 def test_ctrl_c_mid_run_then_resume(tmp_path):
@@ -89,7 +93,7 @@ def test_kill_9_mid_run_then_plain_rerun(tmp_path):
         proc.wait(timeout=30)
         assert_finished_sections_are_whole(book)
         # No --unlock needed, and nothing is paid twice.
-        resume(book)
+        out = resume(book)
         assert_each_section_billed_once(sim)
         # The call cut by the kill stays on the bill: a failed call, its input estimated.
         lost = [
@@ -101,6 +105,16 @@ def test_kill_9_mid_run_then_plain_rerun(tmp_path):
         assert lost and all(c["estimated_prompt_tokens"] > 0 for c in lost), streaming
         report = book.json("output/cost_report.json")
         assert report["totals"]["failed_calls"] >= len(lost)
+        # The last "so far" line and the cost report count the same money, the cut call's
+        # estimate apart in both.
+        t = report["totals"]
+        spent, cut = format_usd(t["cost_usd"]), format_usd(t["estimated_cost_usd"])
+        assert t["estimated_cost_usd"] > 0, t
+        last = re.search(r"^\[11/11\] section_\d\d done · (.*) so far (.*)$", out, re.M)
+        assert last and last[1] == spent, (out[-2000:], spent)
+        assert last[2].startswith(f"(+ {cut} estimated for cut calls)"), (last[0], cut)
+        md = (book.path / "output" / "cost_report.md").read_text()
+        assert f"**Total spent: {spent}**" in md and f"({cut})." in md, md
 
 
 def test_ctrl_c_before_the_first_token_exits_at_once(tmp_path):
