@@ -69,6 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--section-s", type=float, help="seconds per section (default 5)")
     parser.add_argument("--reps", type=int, help="runs per --cores with a target (default 3)")
     parser.add_argument(
+        "--reference",
+        default=measure.REFERENCE,
+        help="commit whose code runs the 1,000-section dry run and run next to this one's, in "
+        f"the same bench run (default {measure.REFERENCE}, before parts; 'none': skip)",
+    )
+    parser.add_argument(
         "--render", action="store_true", help="only rewrite results.md from results.json"
     )
     args = parser.parse_args(argv)
@@ -84,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.section_s = args.section_s
     if args.reps:
         settings.reps = args.reps
+    settings.reference = None if args.reference.lower() == "none" else args.reference
 
     def log(msg: str) -> None:
         print(msg, flush=True)
