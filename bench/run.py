@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.only:  # the others' run info stays; this one is kept with each measurement
         results.setdefault("reruns", {}).update({name: run_info for name in args.only})
-    else:
+    whole = not args.only or "machine" not in results  # --only with no earlier results too
+    if whole:
         results.update(run_info)
     t0 = time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         log(f"{name} (load {load1()})")
         results[name] = fn(settings, args.work, log)
-        if not args.only:
+        if whole:
             results["duration_s"] = round(time.monotonic() - t0, 1)
         # written after every measurement: a run cut short keeps what it measured
         (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
