@@ -487,6 +487,17 @@ def _dry_run(book: Book, timeout: float) -> float:
     return wall
 
 
+def startup_s(book: Book, reps: int = 3) -> float:
+    """Snakemake's start-up alone (``snakemake --version``, fastest of ``reps``): importing it
+    and every installed plugin, which the SLURM executor plugin does by asking ``scontrol``."""
+    walls = []
+    for _ in range(reps):
+        t0 = time.monotonic()
+        subprocess.run([*book.snakemake, "--version"], cwd=book.path, capture_output=True)
+        walls.append(time.monotonic() - t0)
+    return round(min(walls), 3)
+
+
 def scale(s: Settings, work: Path, log) -> dict[str, Any]:
     """4a: ``snakemake --dry-run`` wall time for books of 100, 1,000 and 5,000 sections; at
     ``reference_sections``, each run followed by the same dry run of the reference commit."""
@@ -512,6 +523,8 @@ def scale(s: Settings, work: Path, log) -> dict[str, Any]:
             "load1": loads,
         }
         if old is not None:
+            row["startup_s"] = startup_s(book)
+            ref_startup = startup_s(old)
             row["reference"] = {
                 "commit": ref.commit,
                 "dry_run_s": round(statistics.median(ref_walls), 3),
@@ -521,7 +534,12 @@ def scale(s: Settings, work: Path, log) -> dict[str, Any]:
                 "ratio": round(
                     statistics.median(a / b for a, b in zip(walls, ref_walls, strict=True)), 3
                 ),
+                "startup_s": ref_startup,
             }
+            # the same without Snakemake's start-up, which can dwarf the rest (see startup_s)
+            row["reference"]["ratio_after_startup"] = ratio(
+                row["dry_run_s"] - row["startup_s"], row["reference"]["dry_run_s"] - ref_startup
+            )
             shutil.rmtree(old.path, ignore_errors=True)
         rows.append(row)
         log(

@@ -105,7 +105,13 @@ def targets(r: dict[str, Any]) -> list[list[Any]]:
                         "(same bench run)",
                         ref["ratio"],
                         SCALE_LIMIT,
-                        f" ({row['dry_run_s']} s / {ref['dry_run_s']} s)",
+                        f" ({row['dry_run_s']} s / {ref['dry_run_s']} s"
+                        + (
+                            f"; without Snakemake's start-up ({row['startup_s']} s / "
+                            f"{ref['startup_s']} s): {ref['ratio_after_startup']})"
+                            if "startup_s" in ref
+                            else ")"
+                        ),
                     )
                 )
     if "big_run" in r:
@@ -354,6 +360,15 @@ def render(r: dict[str, Any], notes: Path) -> str:
                 ],
             ),
             "",
+        ]
+        out += [
+            f"Snakemake's start-up alone (`snakemake --version`, fastest of 3) at {x['sections']} "
+            f"sections: {x['startup_s']} s, with the reference's path "
+            f"{x['reference']['startup_s']} s. It imports every installed plugin; the SLURM "
+            "executor plugin runs `scontrol show config` on import, which waits up to 10 s when "
+            "SLURM's controller does not answer.\n"
+            for x in r["scale"]["rows"]
+            if "startup_s" in x
         ]
     if "big_run" in r:
         b = r["big_run"]
