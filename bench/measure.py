@@ -478,13 +478,19 @@ def run_imports(tries: int = 3) -> dict[str, Any]:
     return best
 
 
-def _dry_run(book: Book, timeout: float) -> float:
-    t0 = time.monotonic()
+def _dry_run(book: Book, timeout: float) -> tuple[float, float]:
+    """Wall and CPU seconds of one ``snakemake --dry-run`` of the book."""
+    cpu0, t0 = _cpu_children(), time.monotonic()
     proc = book.run("--dry-run", timeout=timeout)
     wall = time.monotonic() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"dry run failed in {book.path}:\n{proc.stderr[-3000:]}")
-    return wall
+    return wall, _cpu_children() - cpu0
+
+
+def _pair_ratio(ours: list[float], theirs: list[float]) -> float:
+    """Each run against the other side's run right after it, then the median."""
+    return round(statistics.median(a / b for a, b in zip(ours, theirs, strict=True)), 3)
 
 
 def startup_s(book: Book, reps: int = 3) -> float:
@@ -509,17 +515,22 @@ def scale(s: Settings, work: Path, log) -> dict[str, Any]:
         old = None
         if ref is not None and n == s.reference_sections:
             old = reference_book(work / f"dry{n}-ref", config, ref)
-        walls, loads, ref_walls, ref_loads = [], [], [], []
+        walls, cpus, loads, ref_walls, ref_cpus, ref_loads = [], [], [], [], [], []
         for _ in range(s.scale_reps):
             loads.append(load1())
-            walls.append(_dry_run(book, s.timeout_s))
+            wall, cpu = _dry_run(book, s.timeout_s)
+            walls.append(wall)
+            cpus.append(cpu)
             if old is not None:
                 ref_loads.append(load1())
-                ref_walls.append(_dry_run(old, s.timeout_s))
+                wall, cpu = _dry_run(old, s.timeout_s)
+                ref_walls.append(wall)
+                ref_cpus.append(cpu)
         row: dict[str, Any] = {
             "sections": n,
             "dry_run_s": round(statistics.median(walls), 3),
             "runs_s": [round(w, 3) for w in walls],
+            "cpu_s": round(statistics.median(cpus), 3),
             "load1": loads,
         }
         if old is not None:
@@ -531,9 +542,10 @@ def scale(s: Settings, work: Path, log) -> dict[str, Any]:
                 "runs_s": [round(w, 3) for w in ref_walls],
                 "load1": ref_loads,
                 # each run against the reference's run right after it, then the median
-                "ratio": round(
-                    statistics.median(a / b for a, b in zip(walls, ref_walls, strict=True)), 3
-                ),
+                "ratio": _pair_ratio(walls, ref_walls),
+                # CPU seconds: what the two do, much less moved by a loaded machine than wall
+                "cpu_s": round(statistics.median(ref_cpus), 3),
+                "cpu_ratio": _pair_ratio(cpus, ref_cpus),
                 "startup_s": ref_startup,
             }
             # the same without Snakemake's start-up, which can dwarf the rest (see startup_s)

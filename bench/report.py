@@ -108,8 +108,13 @@ def targets(r: dict[str, Any]) -> list[list[Any]]:
                         f" ({row['dry_run_s']} s / {ref['dry_run_s']} s"
                         + (
                             f"; without Snakemake's start-up ({row['startup_s']} s / "
-                            f"{ref['startup_s']} s): {ref['ratio_after_startup']})"
+                            f"{ref['startup_s']} s): {ref['ratio_after_startup']}"
                             if "startup_s" in ref
+                            else ""
+                        )
+                        + (
+                            f"; CPU {row['cpu_s']} / {ref['cpu_s']} s: {ref['cpu_ratio']})"
+                            if "cpu_ratio" in ref
                             else ")"
                         ),
                     )
@@ -331,30 +336,34 @@ def render(r: dict[str, Any], notes: Path) -> str:
             "Where a reference commit is given, each dry run of this code is followed by the same "
             "dry run of that commit's code (its own workflow and `bookgen`, the same Snakemake "
             "and libraries; `python -m bench --reference`), and the ratio is the median of the "
-            "pairs.",
+            "pairs. CPU: seconds of CPU of the command (a loaded machine moves it far less than "
+            "the wall time).",
             "",
             *_table(
                 [
                     "sections",
                     "`snakemake --dry-run` s (median)",
                     "runs s",
+                    "CPU s",
                     "load",
                     "reference s (median)",
                     "reference runs s",
+                    "reference CPU s",
                     "reference load",
-                    "this / reference",
+                    "this / reference (wall, CPU)",
                 ],
                 [
-                    [x["sections"], x["dry_run_s"], x["runs_s"], x["load1"]]
+                    [x["sections"], x["dry_run_s"], x["runs_s"], x.get("cpu_s", "-"), x["load1"]]
                     + (
                         [
                             f"{x['reference']['dry_run_s']} (`{x['reference']['commit']}`)",
                             x["reference"]["runs_s"],
+                            x["reference"].get("cpu_s", "-"),
                             x["reference"]["load1"],
-                            x["reference"]["ratio"],
+                            f"{x['reference']['ratio']}, {x['reference'].get('cpu_ratio', '-')}",
                         ]
                         if "reference" in x
-                        else ["-", "-", "-", "-"]
+                        else ["-"] * 5
                     )
                     for x in r["scale"]["rows"]
                 ],
