@@ -148,7 +148,8 @@ def targets(r: dict[str, Any]) -> list[list[Any]]:
                     "(in a terminal)",
                     b["display_ratio"],
                     DISPLAY_LIMIT,
-                    f" ({b['wall_s']} s / {plain} s)",
+                    f" ({b['wall_s']} s / {plain} s"
+                    + (f"; CPU: {b['display_cpu_ratio']})" if "display_cpu_ratio" in b else ")"),
                 )
             )
         if b["sections"] == 1000:
@@ -171,7 +172,8 @@ def targets(r: dict[str, Any]) -> list[list[Any]]:
                     ref["ratio"],
                     SCALE_LIMIT,
                     f" ({b['runs']['snakemake']['wall_s']} s / {ref['wall_s']} s; with the "
-                    f"live display: {ref['ratio_default']})",
+                    f"live display: {ref['ratio_default']}"
+                    + (f"; CPU: {ref['cpu_ratio']})" if "cpu_ratio" in ref else ")"),
                 )
             )
     if "memory" in r:
@@ -519,7 +521,8 @@ def _display(d: dict[str, Any]) -> list[str]:
         "",
         f"Medians: handover {su['handover_s']} s with the display, {su['plain_handover_s']} s "
         f"without ({su['handover_ratio']}×); wall {su['wall_s']} / {su['plain_wall_s']} s "
-        f"({su['wall_ratio']}×); CPU {su['cpu_s']} / {su['plain_cpu_s']} s.",
+        f"({su['wall_ratio']}×); CPU {su['cpu_s']} / {su['plain_cpu_s']} s "
+        f"({su.get('cpu_ratio', '-')}×).",
         "",
     ]
 
@@ -537,11 +540,12 @@ def _big_runs(b: dict[str, Any]) -> list[str]:
         "display (the numbers above), and with the reference commit's code.",
         "",
         *_table(
-            ["run", "wall s", "requests", "sections written", "terminal output", "load"],
+            ["run", "wall s", "CPU s", "requests", "sections written", "terminal output", "load"],
             [
                 [
                     labels[name],
                     x["wall_s"],
+                    x.get("cpu_s", "-"),
                     x["requests"],
                     x["sections_written"],
                     f"{x['terminal_bytes']:,} bytes",
