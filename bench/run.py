@@ -1,6 +1,6 @@
 """Run the benchmark and write ``bench/results.json`` and ``bench/results.md``.
 
-    python -m bench            # the full suite (about 25 minutes on 2 cores)
+    python -m bench            # the full suite (about 40 minutes on 2 cores)
     python -m bench --quick    # a small smoke run (about a minute), into bench/quick/
 
 Everything runs against bookgen's simulator on loopback (or in-process); nothing leaves the
