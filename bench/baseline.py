@@ -1,7 +1,10 @@
 """The seed's design, as a baseline: N worker threads, each writing one section at a time.
 
 Same prompts (``bookgen.prompts``), same client (``bookgen.client``), same endpoint as the
-book; no build graph, no journal, no cache, no report. Run it the way the original tool ran:
+book; no build graph, no journal, no cache, no report. A long section (``planning.min_words``)
+is planned first and then written in parts one after another, each seeing the text so far, as
+the seed did (the plan and the parts as ``bookgen.planning`` makes and groups them). Run it the
+way the original tool ran:
 
     python -m bench.baseline --book DIR --workers 2
 
@@ -22,7 +25,9 @@ import yaml
 
 from bookgen.client import make_client, stream_call
 from bookgen.config import Section, resolve_prompt_paths, sections_from_config, template_text
-from bookgen.prompts import section_messages
+from bookgen.planning import check_plan, group_parts, is_planned, joined, normalise_plan
+from bookgen.prompts import part_messages, plan_messages, planned_task, section_messages
+from bookgen.structured import JSON_MODE, parse_reply
 
 
 def load_book_config(book: Path) -> dict[str, Any]:
@@ -55,17 +60,39 @@ def generate(book: Path, workers: int) -> float:
     out_dir = book / "baseline"
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    def write(section: Section) -> None:
+    words_per_call = int(config["planning"]["words_per_call"])
+
+    def call(section: Section, messages: list[dict[str, str]], **options: Any) -> str:
         request = {
             "model": config["model"],
-            "messages": section_messages(system, task, config["book"], sections, section),
+            "messages": messages,
             "temperature": gen["temperature"],
             "max_tokens": gen["max_tokens"],
+            **options,
         }
         out = stream_call(client, request)
         if out.error or out.finish_reason != "stop":
             raise RuntimeError(f"section {section.id}: {out.error or out.finish_reason}")
-        (out_dir / f"section_{section.id}.md").write_text(out.text.strip() + "\n")
+        return out.text.strip()
+
+    def write(section: Section) -> None:
+        base = section_messages(system, task, config["book"], sections, section)
+        if is_planned(config, section):  # the plan, then its parts one after another
+            data = parse_reply(
+                call(section, plan_messages(base, section), **JSON_MODE), "plan.schema.yaml"
+            )
+            check_plan(data)
+            plan = normalise_plan(data, section)
+            prefix, groups = planned_task(base, plan), group_parts(plan, words_per_call)
+            texts: list[str] = []
+            for number, group in enumerate(groups, 1):
+                so_far = joined(texts)
+                ask = part_messages(prefix, section.title, so_far, number, len(groups), group)
+                texts.append(call(section, ask))
+            text = joined(texts)
+        else:
+            text = call(section, base)
+        (out_dir / f"section_{section.id}.md").write_text(text + "\n")
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for future in [pool.submit(write, s) for s in sections]:

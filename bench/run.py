@@ -1,6 +1,7 @@
 """Run the benchmark and write ``bench/results.json`` and ``bench/results.md``.
 
-    python -m bench            # the full suite (about 40 minutes on 2 cores)
+    python -m bench            # the full suite (about 45 minutes on 2 cores)
+    python -m bench --only seed  # issue 13's seed-scale book alone (about 7 minutes)
     python -m bench --quick    # a small smoke run (about a minute), into bench/quick/
 
 Everything runs against bookgen's simulator on loopback (or in-process); nothing leaves the
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import measure
+from bench import measure, seed
 from bench.machine import describe, load1
 from bench.report import render
 
@@ -31,6 +32,7 @@ MEASUREMENTS: dict[str, Callable[..., dict[str, Any]]] = {
     "memory": measure.memory,
     "caching": measure.caching,
     "slurm": measure.slurm,  # the demo book on the local SLURM (scripts/setup-slurm.sh)
+    "seed": seed.measure,  # issue 13: a seed-scale book of planned sections, three ways
     "big_run": measure.big_run,  # the longest: last, so a cut-short run keeps the rest
 }
 
@@ -67,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         help="first wait (up to 10 min) until the 1-minute load is below this",
     )
     parser.add_argument("--section-s", type=float, help="seconds per section (default 5)")
-    parser.add_argument("--reps", type=int, help="runs per --cores with a target (default 3)")
+    parser.add_argument(
+        "--reps", type=int, help="runs per --cores with a target, and of seed (b), (c) (default 3)"
+    )
     parser.add_argument(
         "--reference",
         default=measure.REFERENCE,
@@ -88,8 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = measure.Settings.quick() if args.quick else measure.Settings()
     if args.section_s:
         settings.section_s = args.section_s
+    seed_settings = seed.SeedSettings.quick() if args.quick else seed.SeedSettings()
     if args.reps:
-        settings.reps = args.reps
+        settings.reps = seed_settings.reps = args.reps
     settings.reference = None if args.reference.lower() == "none" else args.reference
 
     def log(msg: str) -> None:
@@ -109,18 +114,18 @@ def main(argv: list[str] | None = None) -> int:
         "settings": settings.as_dict(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    if args.only:  # the others' run info stays; this one is kept with each measurement
-        results.setdefault("reruns", {}).update({name: run_info for name in args.only})
-    whole = not args.only or "machine" not in results  # --only with no earlier results too
+    whole = not results  # a whole run, or the first with --only: the run's own info
     if whole:
         results.update(run_info)
+    if args.only:  # the others' run info stays; this one is kept with each measurement
+        results.setdefault("reruns", {}).update({name: run_info for name in args.only})
     t0 = time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)
     for name, fn in MEASUREMENTS.items():
         if args.only and name not in args.only:
             continue
         log(f"{name} (load {load1()})")
-        results[name] = fn(settings, args.work, log)
+        results[name] = fn(seed_settings if name == "seed" else settings, args.work, log)
         if whole:
             results["duration_s"] = round(time.monotonic() - t0, 1)
         # written after every measurement: a run cut short keeps what it measured

@@ -1,9 +1,13 @@
 """Money spent on a book, read from the call journals, and the ``budget_usd`` limit.
 
 Spent money is every real call ever journaled under ``.bookgen/calls/`` (failed attempts
-included; a stream cut before its usage arrived counts at its estimate). Calls answered by the
-offline simulator are never money: a simulated run rehearses the budget against what its own
-simulated calls would have cost, and a real run counts only real calls.
+included; a stream cut before its usage arrived counts at its estimate). That is the book's
+directory, not its current sections: earlier versions of sections, removed ones and another
+book written in the same directory count too (a journal named by a section's entry cannot tell
+another book's section from an earlier version of this one, and a budget must never
+undercount). Calls answered by the offline simulator are never money: a simulated run
+rehearses the budget against what its own simulated calls would have cost, and a real run
+counts only real calls.
 
 Before each API call a section begins it here (``begin_call``): under one lock, spent + the
 worst case of every call in flight in this process + this call's worst case (every input token
@@ -95,8 +99,9 @@ def section_calls(key: str, state_root: Path = paths.STATE) -> list[dict[str, An
 
 
 def book_spending(state_root: Path = paths.STATE, simulated: bool = False) -> Spending:
-    """What the whole book has cost so far, every section (and the outline) and attempt
-    included: real money, or (``simulated``) what the simulated calls would have cost."""
+    """What was spent in the book's directory so far, every section (and the outline), attempt
+    and earlier version included: real money, or (``simulated``) what the simulated calls would
+    have cost."""
     calls = [c for calls in journal_calls(state_root).values() for c in calls]
     return spending(calls, simulated)
 

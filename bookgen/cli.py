@@ -1,7 +1,8 @@
 """The ``bookgen`` command: ``estimate``, ``status`` and ``reprice`` for a book directory.
 
-Each reads the config the way ``snakemake`` does (``config/config.yaml``, then each
-``--configfile``, then ``--config key=value``) and validates it the same way. None calls the API
+Each reads the config the way ``snakemake`` does (the workflow's ``config/config.yaml``, the
+book directory's own when it has one, then each ``--configfile``, then ``--config key=value``)
+and validates it the same way. None calls the API
 or needs a key: ``estimate`` and ``status`` only read files; ``reprice`` rewrites the recorded
 costs (bookgen.reprice).
 """
@@ -21,25 +22,39 @@ import yaml
 from bookgen.config import ConfigError, Section
 from bookgen.locks import LockBusy, hold_run_lock
 
-DEFAULT_CONFIG = Path("config/config.yaml")
 PROFILE = Path("profiles/default/config.yaml")
 
 
-def load_book_config(configfiles: list[str], overrides: list[str]) -> dict[str, Any]:
-    """The validated config of the book in the working directory, as a run would see it."""
+def workflow_dir(book_dir: Path, invoked_in: Path) -> Path:
+    """The workflow (the folder of the ``Snakefile``) a book is written with: the book's
+    directory or the nearest one above it that holds a Snakefile (a book in ``demo/``), else
+    the directory bookgen was started in (as snakemake finds its Snakefile there)."""
+    for folder in [book_dir.resolve(), *book_dir.resolve().parents]:
+        if (folder / "Snakefile").is_file():
+            return folder
+    return invoked_in.resolve()
+
+
+def load_book_config(
+    configfiles: list[str], overrides: list[str], workflow: Path | None = None
+) -> dict[str, Any]:
+    """The validated config of the book in the working directory, as a run would see it
+    (``workflow``: the folder of the Snakefile, default the working directory)."""
     from snakemake.cli import parse_config
     from snakemake.utils import update_config
 
+    from bookgen.bookdir import book_layer, config_files
     from bookgen.budget import check_budget_config
     from bookgen.config import check_config, resolve_prompt_paths, validate_config
     from bookgen.outline import apply_topic_layering
     from bookgen.prompts import check_templates
     from bookgen.simulator import validate_config as validate_simulator_config
 
+    workflow = workflow or Path.cwd()
     config: dict[str, Any] = {}
     command_line: dict[str, Any] = {}  # what snakemake calls the overwrite config
     given = [Path(f) for f in configfiles]
-    for path in [DEFAULT_CONFIG, *given]:
+    for path in [*config_files(workflow), *given]:
         if not path.is_file():
             raise ConfigError(
                 f"config file {str(path)!r} not found in {os.getcwd()}: run bookgen in the book's "
@@ -55,8 +70,8 @@ def load_book_config(configfiles: list[str], overrides: list[str]) -> dict[str, 
     except ValueError as e:  # a --config entry that is not KEY=VALUE
         raise ConfigError(f"config error: {e}") from None
     validate_config(config)
-    apply_topic_layering(config, command_line)
-    resolve_prompt_paths(config, Path.cwd())
+    apply_topic_layering(config, book_layer(workflow, command_line))
+    resolve_prompt_paths(config, workflow)
     check_config(config)
     check_templates(config)
     check_budget_config(config)
@@ -90,10 +105,10 @@ def book_table(config: dict[str, Any]) -> tuple[list[Section], str | None]:
     return sections, note
 
 
-def profile_defaults() -> tuple[int, int | None]:
+def profile_defaults(workflow: Path) -> tuple[int, int | None]:
     """``cores`` and the ``api`` resource cap from the workflow profile, if there is one."""
     try:
-        profile = yaml.safe_load(PROFILE.read_text(encoding="utf-8")) or {}
+        profile = yaml.safe_load((workflow / PROFILE).read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         return 1, None
     api = (profile.get("resources") or {}).get("api")
@@ -105,7 +120,7 @@ def cmd_estimate(args: argparse.Namespace, config: dict[str, Any]) -> str:
     from bookgen.status import section_states
 
     sections, note = book_table(config)
-    cores, api = profile_defaults()
+    cores, api = profile_defaults(args.workflow)
     est = estimate_book(
         config, sections, section_states(config, sections), args.cores or cores, api
     )
@@ -236,13 +251,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "estimate" and args.cores is not None and args.cores < 1:
         print("bookgen: --cores must be 1 or more", file=sys.stderr)
         return 2
+    args.workflow = workflow_dir(Path(args.directory), Path.cwd())
+    args.configfile = [str(Path(f).resolve()) for f in args.configfile]  # given from here
     try:
         os.chdir(args.directory)
     except OSError as e:
         print(f"bookgen: cannot enter the book directory {args.directory!r}: {e}", file=sys.stderr)
         return 2
     try:
-        config = load_book_config(args.configfile, args.config)
+        config = load_book_config(args.configfile, args.config, args.workflow)
     except ConfigError as e:
         print(f"bookgen: {e}", file=sys.stderr)
         return 2

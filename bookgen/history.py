@@ -107,6 +107,18 @@ def restorable(
     return find(section.key, fingerprint, state_root)
 
 
+def in_place(section: Section, fingerprint: dict[str, str]) -> bool:
+    """``output/section_NN.md`` holds this section's current text: the file is there and its
+    usage file was written for ``fingerprint``. False for another book's section at that file
+    number (two books written in one folder share ``output/``) and for an outdated text."""
+    current = _read_json(paths.section_usage(section.id))
+    return (
+        current is not None
+        and current.get("fingerprint") == fingerprint
+        and paths.section_md(section.id).exists()
+    )
+
+
 def moved_lines(
     config: dict[str, Any],
     sections: list[Section],
@@ -120,9 +132,7 @@ def moved_lines(
         if not paths.section_history(s.key, state_root).is_dir():
             continue  # the common case in a new book: one stat, nothing read
         fingerprint = section_fingerprint(shared, s)
-        current = _read_json(paths.section_usage(s.id))
-        in_place = current is not None and current.get("fingerprint") == fingerprint
-        if in_place and paths.section_md(s.id).exists():
+        if in_place(s, fingerprint):
             continue  # its file is there and current: nothing to do
         kept = restorable(config, s, fingerprint, state_root)
         if kept is None:

@@ -217,11 +217,11 @@ def section_index(config: dict[str, Any], outline: Path | None = None) -> dict[s
 
 
 def cost_report_inputs(config: dict[str, Any], sections: list[Section]) -> list[Path]:
-    """The usage files the cost report merges, in book order: the outline's (in topic mode, and
-    once the outline was copied into `sections`, so what it cost stays in the report), then
-    every section's."""
-    outline = topic_mode(config) or paths.outline_usage().exists()
-    head = [paths.outline_usage()] if outline else []
+    """The usage files the cost report merges, in book order: the outline's in topic mode, then
+    every section's. Another book's outline in the same folder, or this book's after it was
+    copied into `sections`, is no row of this book: its calls count in the report's row of
+    calls no current section lists (bookgen.report.earlier_calls), so no money leaves the total."""
+    head = [paths.outline_usage()] if topic_mode(config) else []
     return head + [paths.section_usage(s.id) for s in sections]
 
 

@@ -19,6 +19,7 @@ from bookgen import paths
 from bookgen.budget import journal_calls
 from bookgen.config import Section
 from bookgen.fsutil import atomic_write_json, atomic_write_text
+from bookgen.outline import OUTLINE_ID
 from bookgen.pricing import format_usd, sum_costs
 from bookgen.usage import TOKEN_FIELDS, sum_calls, validate
 
@@ -34,7 +35,7 @@ SUMMED = (
 COSTS = ("cost_usd", "estimated_cost_usd", "failed_cost_usd", "simulated_cost_usd")
 
 
-EARLIER_TITLE = "earlier versions and removed sections"
+EARLIER_TITLE = "earlier versions, removed sections and other books in this folder"
 
 
 def earlier_calls(
@@ -43,8 +44,9 @@ def earlier_calls(
     keys: dict[str, str],
 ) -> list[dict[str, Any]]:
     """The journaled calls no usage document lists: those of section keys no current section
-    has (an edited section's earlier versions, removed sections, bookkeeping of older bookgen
-    versions). ``journals`` is ``bookgen.budget.journal_calls()``; ``keys`` maps file numbers
+    has (an edited section's earlier versions, removed sections, another book written in the
+    same folder, which shares ``.bookgen/``, bookkeeping of older bookgen versions).
+    ``journals`` is ``bookgen.budget.journal_calls()``; ``keys`` maps file numbers
     to the current sections' keys (a usage file is its file number's current section's, even
     when written before it named its key or before the section got an ``id:``)."""
     listed = {doc.get("key") for doc in usage_docs}
@@ -102,7 +104,7 @@ def build_cost_report(
     rows = [*sections, *filter(None, [earlier_row])]
     totals: dict[str, Any] = {k: sum(s[k] for s in rows) for k in SUMMED}
     totals.update({k: sum_costs([s[k] for s in rows]) for k in COSTS})
-    totals["sections"] = len(sections)
+    totals["sections"] = sum(s["id"] != OUTLINE_ID for s in sections)
     totals["words"] = sum(s["words"] for s in sections)
     totals["api_time_s"] = round(sum(s["api_time_s"] for s in rows), 3)
     totals["wall_time_s"] = round(sum(s["wall_time_s"] for s in sections), 3)
@@ -115,7 +117,9 @@ def build_cost_report(
         "book_title": book_title,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "simulated": any(d["simulated"] for d in usage_docs),
-        "simulated_sections": [d["section"] for d in usage_docs if d["simulated"]],
+        "simulated_sections": [
+            d["section"] for d in usage_docs if d["simulated"] and d["section"] != OUTLINE_ID
+        ],
         "providers": sorted({d["provider"] for d in usage_docs}),
         "models": sorted({d["model"] for d in usage_docs}),
         "price_table": price_table,

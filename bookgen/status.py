@@ -145,9 +145,11 @@ def section_states(
 def status_report(
     config: dict[str, Any], states: list[SectionState], state_root: Path = paths.STATE
 ) -> dict[str, Any]:
-    """The status as data (``bookgen status --json``). ``totals.cost_usd`` is the book's real
-    spending, every journaled call included (the outline's and earlier attempts'): the figure
-    ``budget_usd`` is enforced against in a real run."""
+    """The status as data (``bookgen status --json``): a row per section of this book.
+    ``totals.calls`` and ``totals.cost_usd`` are the real calls and money spent in this folder,
+    every journaled call included (the outline's, earlier attempts and versions, another book
+    written here): the figure ``budget_usd`` is enforced against in a real run."""
+    folder = book_spending(state_root)  # every call journaled in this folder (the budget's)
     counts: dict[str, int] = {}
     for s in states:
         counts[s.state] = counts.get(s.state, 0) + 1
@@ -162,9 +164,9 @@ def status_report(
         "totals": {
             "sections": len(states),
             "words": sum(s.words or 0 for s in states),
-            "calls": sum(s.calls for s in states),
-            "failed_calls": sum(s.failed_calls for s in states),
-            "cost_usd": book_spending(state_root).cost_usd,
+            "calls": folder.calls,
+            "failed_calls": folder.failed_calls,
+            "cost_usd": folder.cost_usd,
             "simulated_cost_usd": book_spending(state_root, simulated=True).cost_usd,
             "simulated_sections": [s.id for s in states if s.simulated],
             "api_time_s": round(sum(s.api_time_s for s in states), 3),
@@ -217,8 +219,9 @@ def render_status(report: dict[str, Any]) -> str:
         what = "simulated, would have cost" if report["simulated_run"] else "spent"
         lines.append(f"Budget: ${spent:.4f} of ${budget:.4f} {what}.")
     lines.append(
-        "Costs are real money only and include failed attempts and the outline; time is each "
-        "section's job time, summed."
+        "Costs are real money only; the total is all spent in this folder (failed attempts, the "
+        "outline, earlier versions and other books written here included), as the budget counts "
+        "it; time is each section's job time, summed."
     )
     return "\n".join(lines) + "\n"
 

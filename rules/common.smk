@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from bookgen import history, interrupt, jobs, live, paths, planning
+from bookgen.bookdir import book_layer
 from bookgen.budget import check_budget_config, exhausted_message
 from bookgen.cluster import ProgressWatcher, kept_job_logs
 from bookgen.config import (
@@ -33,7 +34,9 @@ from bookgen.status import failure_summary
 
 try:
     validate_config(config)
-    apply_topic_layering(config, workflow.config_settings.overwrite_config)
+    apply_topic_layering(
+        config, book_layer(workflow.basedir, workflow.config_settings.overwrite_config)
+    )
     resolve_prompt_paths(config, workflow.basedir)
     check_config(config)
     check_templates(config)
@@ -189,7 +192,11 @@ def on_start(workflow):
         sys.exit(str(err))
     paths.halt_file().unlink(missing_ok=True)
     rewriting = {j.wildcards.sid for j in needrun if j.rule.name == "section"}
-    kept = sum(s.id not in rewriting and paths.section_md(s.id).exists() for s in SECTIONS)
+    # Only this book's current texts count as kept: not another book's files in output/.
+    kept = sum(
+        s.id not in rewriting and history.in_place(s, section_fingerprint(BOOK_FINGERPRINT, s))
+        for s in SECTIONS
+    )
     start_count(kept, len(SECTIONS))
     api = workflow.global_resources.get("api")
     api = getattr(api, "value", api) or workflow.cores

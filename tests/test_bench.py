@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 import sys
 
-from bench import measure
-from bench.report import ratio_row, render, targets
+from bench import measure, seed
+from bench.report import ratio_row, render, seed_section, seed_targets, targets
 from bench.schedule import best_schedule, lower_bound
 from bench.terminal import run_in_terminal
 
@@ -104,3 +104,87 @@ def test_targets_compare_with_the_reference_and_without_the_display() -> None:
     assert rows[key] == ["1.067 (160.0 s / 150.0 s; with the live display: 1.133)", "met"]
     key = "4. 1000-section run, live display / Snakemake's logger (in a terminal)"
     assert rows[key] == ["1.062 (170.0 s / 160.0 s)", "**not met**"]
+
+
+def _call(section: int, start: float, latency: float) -> dict:
+    return {"section": section, "received_unix_s": start, "latency_s": latency}
+
+
+def test_seed_limit_ratios_and_rendering_from_a_ledger() -> None:
+    # two sections of a plan and 3 parts each, section 2 with a repair after its parts
+    ledger = [
+        _call(1, 100.0, 1.0),  # plan
+        *(_call(1, 101.1 + i / 100, lat) for i, lat in enumerate((4.0, 2.0, 3.0))),
+        _call(2, 100.0, 2.0),
+        *(_call(2, 102.1 + i / 100, lat) for i, lat in enumerate((1.0, 5.0, 1.0))),
+        _call(2, 107.5, 0.5),  # a repair: neither plan nor part
+    ]
+    lim = seed.limits(list(reversed(ledger)), parts=3, workers=2)
+    assert lim["parallel_s"] == 7.0  # section 2: plan 2 + longest part 5 (section 1: 1 + 4)
+    assert lim["sequential_s"] == 10.0  # plan and parts one after another: 1 + 9, 2 + 7
+    assert lim["pool_s"] == 10.0  # one section per thread
+    assert lim["repair_calls"] == 1
+    timed = measure.Timed(wall_s=10.0, cpu_s=1.0, started_unix_s=98.0, load1=0.0)
+    where = seed.where_time_goes(ledger, 3, timed)
+    assert where["to_first_request_s"] == 2.0 and where["after_last_reply_s"] == 0.0
+    assert where["plan_to_first_part_s"] == {"median": 0.1, "max": 0.1}
+    runs = [
+        {"system": "seed", "rep": 0, "wall_s": 200.0, "limit_s": 190.0},
+        *(
+            {"system": "sequential", "rep": rep, "wall_s": wall, "limit_s": 40.0}
+            for rep, wall in enumerate((50.0, 44.0, 60.0))
+        ),
+        *(
+            {"system": "parallel", "rep": rep, "wall_s": wall, "limit_s": limit}
+            for rep, (wall, limit) in enumerate(((10.0, 8.0), (12.0, 8.0), (11.0, 10.0)))
+        ),
+    ]
+    su = seed.summarise(runs)
+    assert su["parallel_wall_s"] == 11.0 and su["limit_s"] == 8.0
+    assert su["parallel_over_limit"] == 1.25  # per run 1.25, 1.5, 1.1: the median
+    assert su["seed_over_parallel"] == 18.18 and su["sequential_over_parallel"] == 4.55
+    assert su["parallel_beyond_limit_s"] == 2.0 and su["limit_over_seed_limit"] == 0.0421
+    real = seed.at_real_scale(su)
+    assert real["parallel_min"] == round(110 / 18.18, 1) == 6.1
+    assert real["parallel_scaled_min"] == round(110 * 0.0421 + 2 / 60, 1) == 4.7
+    rows = {row[0]: row for row in seed_targets(su, [])}
+    assert rows["13. seed-scale book, parallel parts (c) / physical limit"][3] == "met"
+    assert rows["13. seed's design (a) / parallel parts (c)"][3] == "**not met**"
+    quality = {
+        "part_overlap_median": 0.2,
+        "part_overlap_max": 0.25,
+        "seam_problems": 0,
+        "repairs": 1,
+        "repair_calls": 1,
+        "repairs_by_kind": {"part_overlap": 1},
+        "passed": 11,
+        "flagged": 0,
+    }
+    for run in runs:
+        run.update(
+            cpu_s=1.0,
+            load1=0.5,
+            requests=77,
+            max_open_requests=66,
+            to_first_request_s=2.0,
+            after_last_reply_s=1.0,
+            plan_to_first_part_s={"median": 0.1, "max": 0.2},
+        )
+        if run["system"] != "seed":
+            run.update(quality=quality, cost={"hit_share": 0.8, "cost_usd": 0.01})
+    result = {
+        "settings": seed.SeedSettings().as_dict(),
+        "calibration": {
+            "plan_tokens": 300,
+            "part_tokens": [2000, 1100],
+            "part_words": [1400, 800],
+            "simulator": {"ttft_s": 0.3, "tokens_per_s": 250},
+        },
+        "runs": runs,
+        "summary": su,
+        "real_scale": real,
+    }
+    text = "\n".join(seed_section(result, None))
+    assert "`--cores 66 --resources api=66` | 3 | 11.0 | 8.0 |" in text
+    assert "110 / 18.18 = **6.1 minutes**" in text
+    assert "| (b) rep 1 | 44.0 | 0.2 / 0.25 | 0 | 1 (1 calls: part_overlap 1) |" in text

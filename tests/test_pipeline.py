@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
+import shlex
+import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.book import BIN, Book, pending_sections
+from tests.book import BIN, WORKFLOW_PARTS, Book, parse_dry_run, pending_sections
+from tests.conftest import REPO
 
 ALL_SECTIONS = {f"section_{i:02d}" for i in range(1, 12)}
 
@@ -162,3 +166,59 @@ def test_lint_is_clean():
     # Rules with `run:` need no conda/container directive, so not even that finding is left.
     assert proc.returncode == 0 and "your workflow is in a good condition" in text, text
     assert not [line for line in text.splitlines() if line.strip().startswith("*")], text
+
+
+PIPES = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+DEMO_COMMAND = re.compile(
+    r"(?:snakemake|bookgen|tail) [^#`\n]*(?:--directory|-d) demo[-\w]*[^#`\n]*"
+)
+
+
+def readme_demo_commands() -> list[list[str]]:
+    """The README's commands on the demo's directories (``--directory demo``, ``-d demo``,
+    ``--directory demo-topic``), its first command included, as argument lists."""
+    text = (REPO / "README.md").read_text()
+    commands = [shlex.split(m.group(0)) for m in DEMO_COMMAND.finditer(text)]
+    commands += [["tail", "-F", m] for m in re.findall(r"tail -F (demo/\S+)", text)]
+    return commands
+
+
+def test_readme_demo_commands_work_after_the_demo(built, tmp_path):
+    """The README's first command and every command it shows on the demo, after the demo, run
+    (snakemake as dry runs) in a copy of the repository whose demo/ holds the built demo book:
+    nothing is pending, no key is asked for, only the target named is built (its sections are
+    the demo's: the first command's config in demo/ is the one the book was written with)."""
+    commands = readme_demo_commands()
+    assert ["snakemake", "--cores", "2", "--directory", "demo"] in commands
+    assert len(commands) >= 6, commands
+    root = tmp_path / "repo"
+    root.mkdir()
+    for part in (*WORKFLOW_PARTS, "demo/config"):
+        copy = shutil.copytree if (REPO / part).is_dir() else shutil.copy2
+        copy(REPO / part, root / part)
+    for part in ("output", ".bookgen", ".snakemake"):  # the demo as its first command left it
+        shutil.copytree(built.path / part, root / "demo" / part, symlinks=True)
+    env = {k: v for k, v in os.environ.items() if k != "DEEPSEEK_API_KEY"}
+    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+    runs = []  # started together: each mostly waits for snakemake's start-up
+    for command in commands:
+        if command == ["snakemake", "--cores", "2", "--directory", "demo"]:
+            continue  # the demo itself: the dry runs of its targets below show nothing pending
+        if command[0] == "tail":
+            assert (root / command[-1]).is_file(), command
+            continue
+        dry = ["--dry-run"] if command[0] == "snakemake" else []
+        argv = [*command[:1], *dry, *command[1:]]
+        runs.append((command, subprocess.Popen(argv, cwd=root, env=env, **PIPES)))
+    for command, proc in runs:
+        out = "".join(proc.communicate(timeout=300))
+        assert proc.returncode == 0 and "API key" not in out, (command, out[-3000:])
+        jobs = set(parse_dry_run(out))
+        if "demo-topic" in command:
+            assert "Writing the book's outline" in out, out[-3000:]
+        elif "output/book.pdf" in command:
+            assert jobs == {"book_format"}, jobs
+        elif "output/section_05.md" in command:
+            assert jobs == {"section_05"}, jobs
+        else:
+            assert "11 sections: 11 done" in out, out
