@@ -18,9 +18,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from bench import reference
 from bench.machine import load1
 from bench.procmon import MB, TreeMonitor
 from bench.schedule import best_schedule, lower_bound, section_latencies
+from bench.terminal import run_in_terminal
 from tests.book import FAST, Book
 from tests.conftest import REPO
 from tests.loopback import LoopbackSimulator
@@ -28,6 +32,9 @@ from tests.loopback import LoopbackSimulator
 KEY = {"DEEPSEEK_API_KEY": "sk-bench-loopback"}
 STATE_DIRS = ("output", ".bookgen", ".snakemake", "baseline")
 TARGET_CORES = (2, 8, 16)  # issue 6 sets efficiency targets at these --cores
+# The commit bench/results.md's 3.46 s dry run and 156 s run were measured at (before parts)
+REFERENCE = "7ae322d"
+PLAIN_PROFILE = "profiles/bench-plain"  # the default profile without `logger: [bookgen]`
 
 
 @dataclass
@@ -47,6 +54,9 @@ class Settings:
     big_run: int = 1000
     memory_cores: int = 8
     timeout_s: float = 1800
+    display_reps: int = 3  # the book in a terminal with and without the live display
+    reference: str | None = REFERENCE  # older code run next to this one (None: not run)
+    reference_sections: int = 1000  # the dry-run size it is compared at
 
     @classmethod
     def quick(cls) -> Settings:
@@ -63,6 +73,8 @@ class Settings:
             big_run=30,
             memory_cores=4,
             timeout_s=300,
+            display_reps=1,
+            reference_sections=100,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -109,16 +121,62 @@ class Timed:
     load1: float
 
 
-def run_bookgen(book: Book, cores: int, *extra: str, timeout: float = 1800) -> Timed:
-    """``snakemake --cores N --resources api=N`` in the book, timed; raises if it fails."""
+def run_bookgen(
+    book: Book, cores: int, *extra: str, timeout: float = 1800, terminal: bool = False
+) -> Timed:
+    """``snakemake --cores N --resources api=N`` in the book, timed; raises if it fails.
+    ``terminal``: in a pseudo-terminal (where the live display draws), not a pipe."""
+    args = ("--cores", str(cores), "--resources", f"api={cores}", *extra)
     load, cpu0, t_unix, t0 = load1(), _cpu_children(), time.time(), time.monotonic()
-    proc = book.run(
-        "--cores", str(cores), "--resources", f"api={cores}", *extra, env=KEY, timeout=timeout
-    )
+    if terminal:
+        run = run_in_terminal(book.command(*args), book.path, book.env(KEY), timeout)
+        code, err = run.returncode, run.text()
+    else:
+        proc = book.run(*args, env=KEY, timeout=timeout)
+        code, err = proc.returncode, proc.stderr
     wall = time.monotonic() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"snakemake failed in {book.path}:\n{proc.stderr[-3000:]}")
+    if code != 0:
+        raise RuntimeError(f"snakemake failed in {book.path}:\n{err[-3000:]}")
     return Timed(wall, _cpu_children() - cpu0, t_unix, load)
+
+
+def plain_logger(book: Book) -> tuple[str, ...]:
+    """Arguments that run the book with Snakemake's own logger: a copy of the workflow profile
+    without its ``logger:`` (``--logger`` takes no empty list, and a flag cannot unset it)."""
+    profile = yaml.safe_load((book.path / "profiles" / "default" / "config.yaml").read_text())
+    profile.pop("logger", None)
+    (book.path / PLAIN_PROFILE).mkdir(parents=True, exist_ok=True)
+    (book.path / PLAIN_PROFILE / "config.yaml").write_text(yaml.safe_dump(profile))
+    return ("--workflow-profile", PLAIN_PROFILE)
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """``numerator / denominator`` to 3 places, None when either is missing or zero."""
+    if not numerator or not denominator:
+        return None
+    return round(numerator / denominator, 3)
+
+
+def reference_tree(s: Settings, work: Path, log) -> reference.Reference | None:
+    """The reference commit checked out under ``work`` (once per bench run), or None."""
+    if not s.reference:
+        return None
+    dest = work / "reference"
+    if (dest / "tree").exists():
+        return reference.Reference(s.reference, dest / "tree", dest / "venv" / "bin" / "python")
+    ref = reference.checkout(s.reference, dest)
+    log(f"  reference: {ref.commit} in {ref.root}")
+    return ref
+
+
+def reference_book(path: Path, overrides: dict[str, Any], ref: reference.Reference) -> Book:
+    """A book of the reference's workflow run by its interpreter; raises unless Snakemake
+    imports the reference's own ``bookgen`` there."""
+    book = Book(path, overrides, workflow=ref.root, snakemake=ref.snakemake)
+    where = Path(reference.imported_bookgen(ref.snakemake, book.path))
+    if book.path not in where.parents and ref.root not in where.parents:
+        raise RuntimeError(f"the reference run imports another bookgen ({where})")
+    return book
 
 
 def run_baseline(book: Book, workers: int, timeout: float = 1800) -> Timed:
@@ -330,7 +388,54 @@ def overhead(s: Settings, work: Path, log) -> dict[str, Any]:
         "baseline_wall_per_section_s": _median(base, "wall_per_section_s"),
         "baseline_cpu_per_section_s": _median(base, "cpu_per_section_s"),
     }
-    return {"runs": runs, "summary": summary, "run_imports": run_imports()}
+    return {
+        "runs": runs,
+        "summary": summary,
+        "run_imports": run_imports(),
+        "display": display_handover(s, work, log),
+    }
+
+
+def display_handover(s: Settings, work: Path, log) -> dict[str, Any]:
+    """The live display's cost per section: the book with the latency model at ``--cores 2``
+    in a pseudo-terminal, with bookgen's logger (the board) and with Snakemake's own, one right
+    after the other; the handover (a reply's end to the next request in its slot) of each."""
+    sim_cfg = latency_config(s)
+    sections = bench_sections(s.sections, s.words)
+    runs = []
+    book = None
+    for rep in range(s.display_reps):
+        for logger in ("bookgen", "snakemake"):
+            with LoopbackSimulator(work / "simdisp", sim_cfg) as sim:
+                if book is None:
+                    book = loopback_book(work / "display", sections, sim.base_url)
+                clean(book)
+                book.set_overrides(loopback_overrides(sections, sim.base_url))
+                extra = plain_logger(book) if logger == "snakemake" else ()
+                timed = run_bookgen(book, 2, *extra, timeout=s.timeout_s, terminal=True)
+                run = {"rep": rep, "logger": logger, **_ledger_run("bookgen", book, sim, 2, timed)}
+            del run["requests_timing"]
+            runs.append(run)
+            log(
+                f"  {logger:9} logger in a terminal: handover {run['handover_s']} s, "
+                f"{run['wall_s']:.2f} s, load {run['load1']}"
+            )
+    board = [r for r in runs if r["logger"] == "bookgen"]
+    plain = [r for r in runs if r["logger"] == "snakemake"]
+    summary = {
+        "sections": s.sections,
+        "cores": 2,
+        "handover_s": _median_of(board, "handover_s"),
+        "plain_handover_s": _median_of(plain, "handover_s"),
+        "wall_s": _median(board, "wall_s"),
+        "plain_wall_s": _median(plain, "wall_s"),
+        "cpu_s": _median(board, "cpu_s"),
+        "plain_cpu_s": _median(plain, "cpu_s"),
+    }
+    summary["handover_ratio"] = ratio(summary["handover_s"], summary["plain_handover_s"])
+    summary["wall_ratio"] = ratio(summary["wall_s"], summary["plain_wall_s"])
+    summary["cpu_ratio"] = ratio(summary["cpu_s"], summary["plain_cpu_s"])
+    return {"simulator": sim_cfg, "runs": runs, "summary": summary}
 
 
 _IMPORT_RE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
@@ -374,61 +479,154 @@ def run_imports(tries: int = 3) -> dict[str, Any]:
     return best
 
 
+def _dry_run(book: Book, timeout: float) -> tuple[float, float]:
+    """Wall and CPU seconds of one ``snakemake --dry-run`` of the book."""
+    cpu0, t0 = _cpu_children(), time.monotonic()
+    proc = book.run("--dry-run", timeout=timeout)
+    wall = time.monotonic() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"dry run failed in {book.path}:\n{proc.stderr[-3000:]}")
+    return wall, _cpu_children() - cpu0
+
+
+def _pair_ratio(ours: list[float], theirs: list[float]) -> float:
+    """Each run against the other side's run right after it, then the median."""
+    return round(statistics.median(a / b for a, b in zip(ours, theirs, strict=True)), 3)
+
+
+def startup_s(book: Book, reps: int = 3) -> float:
+    """Snakemake's start-up alone (``snakemake --version``, fastest of ``reps``): importing it
+    and every installed plugin, which the SLURM executor plugin does by asking ``scontrol``."""
+    walls = []
+    for _ in range(reps):
+        t0 = time.monotonic()
+        subprocess.run([*book.snakemake, "--version"], cwd=book.path, capture_output=True)
+        walls.append(time.monotonic() - t0)
+    return round(min(walls), 3)
+
+
 def scale(s: Settings, work: Path, log) -> dict[str, Any]:
-    """4a: ``snakemake --dry-run`` wall time for books of 100, 1,000 and 5,000 sections."""
+    """4a: ``snakemake --dry-run`` wall time for books of 100, 1,000 and 5,000 sections; at
+    ``reference_sections``, each run followed by the same dry run of the reference commit."""
+    ref = reference_tree(s, work, log)
     rows = []
     for n in s.scale_sizes:
-        book = Book(work / f"dry{n}", {"sections": bench_sections(n, 80)})
-        walls, loads = [], []
+        config = {"sections": bench_sections(n, 80)}
+        book = Book(work / f"dry{n}", config)
+        old = None
+        if ref is not None and n == s.reference_sections:
+            old = reference_book(work / f"dry{n}-ref", config, ref)
+        walls, cpus, loads, ref_walls, ref_cpus, ref_loads = [], [], [], [], [], []
         for _ in range(s.scale_reps):
             loads.append(load1())
-            t0 = time.monotonic()
-            proc = book.run("--dry-run", timeout=s.timeout_s)
-            walls.append(time.monotonic() - t0)
-            if proc.returncode != 0:
-                raise RuntimeError(f"dry run failed:\n{proc.stderr[-3000:]}")
-        rows.append(
-            {
-                "sections": n,
-                "dry_run_s": round(statistics.median(walls), 3),
-                "runs_s": [round(w, 3) for w in walls],
-                "load1": loads,
+            wall, cpu = _dry_run(book, s.timeout_s)
+            walls.append(wall)
+            cpus.append(cpu)
+            if old is not None:
+                ref_loads.append(load1())
+                wall, cpu = _dry_run(old, s.timeout_s)
+                ref_walls.append(wall)
+                ref_cpus.append(cpu)
+        row: dict[str, Any] = {
+            "sections": n,
+            "dry_run_s": round(statistics.median(walls), 3),
+            "runs_s": [round(w, 3) for w in walls],
+            "cpu_s": round(statistics.median(cpus), 3),
+            "load1": loads,
+        }
+        if old is not None:
+            row["startup_s"] = startup_s(book)
+            ref_startup = startup_s(old)
+            row["reference"] = {
+                "commit": ref.commit,
+                "dry_run_s": round(statistics.median(ref_walls), 3),
+                "runs_s": [round(w, 3) for w in ref_walls],
+                "load1": ref_loads,
+                # each run against the reference's run right after it, then the median
+                "ratio": _pair_ratio(walls, ref_walls),
+                # CPU seconds: what the two do, much less moved by a loaded machine than wall
+                "cpu_s": round(statistics.median(ref_cpus), 3),
+                "cpu_ratio": _pair_ratio(cpus, ref_cpus),
+                "startup_s": ref_startup,
             }
+            # the same without Snakemake's start-up, which can dwarf the rest (see startup_s)
+            row["reference"]["ratio_after_startup"] = ratio(
+                row["dry_run_s"] - row["startup_s"], row["reference"]["dry_run_s"] - ref_startup
+            )
+            shutil.rmtree(old.path, ignore_errors=True)
+        rows.append(row)
+        log(
+            f"  dry run, {n:5} sections: {row['dry_run_s']:.2f} s (load {loads})"
+            + (f"; reference {row['reference']}" if old is not None else "")
         )
-        log(f"  dry run, {n:5} sections: {rows[-1]['dry_run_s']:.2f} s (load {loads})")
         shutil.rmtree(book.path, ignore_errors=True)
     return {"rows": rows}
 
 
+BIG_RUNS = ("snakemake", "bookgen", "reference")  # Snakemake's logger, the board, older code
+
+
 def big_run(s: Settings, work: Path, log) -> dict[str, Any]:
-    """4b: a ``big_run``-section book at zero latency, default profile: completes, with the
-    report; the snakemake process's memory over the run."""
+    """4b: a ``big_run``-section book at zero latency, default profile (``--cores 2``), in a
+    pseudo-terminal, one right after the other: with Snakemake's own logger, with bookgen's
+    live display (the default; the snakemake process's memory is sampled), and the reference
+    commit's code. Each completes, with the report."""
     n = s.big_run
-    with LoopbackSimulator(work / "simbig", {}) as sim:
-        book = loopback_book(work / "big", bench_sections(n, s.words), sim.base_url)
-        exclude = frozenset({os.getpid(), sim.proc.pid})
-        with TreeMonitor(os.getpid(), exclude=exclude, interval_s=0.5) as mon:
-            load, t0 = load1(), time.monotonic()
-            proc = book.run(env=KEY, timeout=s.timeout_s)
-            wall = time.monotonic() - t0
-        requests = len(sim.ledger()["entries"])
-    if proc.returncode != 0:
-        raise RuntimeError(f"{n}-section run failed:\n{proc.stderr[-3000:]}")
-    report = book.json("output/cost_report.json")
+    ref = reference_tree(s, work, log)
+    runs: dict[str, dict[str, Any]] = {}
+    for name in BIG_RUNS:
+        if name == "reference" and ref is None:
+            continue
+        with LoopbackSimulator(work / f"simbig-{name}", {}) as sim:
+            overrides = loopback_overrides(bench_sections(n, s.words), sim.base_url)
+            path = work / f"big-{name}"
+            book = (
+                reference_book(path, overrides, ref)
+                if name == "reference" and ref is not None
+                else Book(path, overrides)
+            )
+            extra = plain_logger(book) if name == "snakemake" else ()
+            exclude = frozenset({os.getpid(), sim.proc.pid})
+            with TreeMonitor(os.getpid(), exclude=exclude, interval_s=0.5) as mon:
+                load, cpu0, t0 = load1(), _cpu_children(), time.monotonic()
+                term = run_in_terminal(book.command(*extra), book.path, book.env(KEY), s.timeout_s)
+                wall, cpu = time.monotonic() - t0, _cpu_children() - cpu0
+            requests = len(sim.ledger()["entries"])
+        if term.returncode != 0:
+            raise RuntimeError(f"{n}-section run ({name}) failed:\n{term.text()[-3000:]}")
+        report = book.json("output/cost_report.json")
+        runs[name] = {
+            "sections": n,
+            "wall_s": round(wall, 2),
+            "cpu_s": round(cpu, 2),  # a loaded machine moves it far less than the wall time
+            "load1": load,
+            "requests": requests,
+            "sections_written": len(book.sections()),
+            "report_sections": report["totals"]["sections"],
+            "terminal_bytes": len(term.output),
+            "snakemake_rss_mb": {
+                f"{int(f * 100)}%": round(mon.main_rss_at(f) / MB, 1) for f in (0.1, 0.5, 0.9)
+            },
+            "snakemake_peak_mb": round(mon.peak("snakemake") / MB, 1),
+        }
+        log(f"  {n} sections, {name}: {runs[name]['wall_s']} s, load {load}")
+        shutil.rmtree(book.path, ignore_errors=True)
     result = {
-        "sections": n,
-        "wall_s": round(wall, 2),
-        "load1": load,
-        "requests": requests,
-        "sections_written": len(book.sections()),
-        "report_sections": report["totals"]["sections"],
-        "snakemake_rss_mb": {
-            f"{int(f * 100)}%": round(mon.main_rss_at(f) / MB, 1) for f in (0.1, 0.5, 0.9)
-        },
-        "snakemake_peak_mb": round(mon.peak("bin/snakemake") / MB, 1),
+        **runs["bookgen"],
+        "runs": runs,
+        "display_ratio": ratio(runs["bookgen"]["wall_s"], runs["snakemake"]["wall_s"]),
+        "display_cpu_ratio": ratio(runs["bookgen"]["cpu_s"], runs["snakemake"]["cpu_s"]),
     }
-    log(f"  {n} sections: {result['wall_s']} s, snakemake RSS {result['snakemake_rss_mb']}")
-    shutil.rmtree(book.path, ignore_errors=True)
+    if "reference" in runs:
+        result["reference"] = {
+            "commit": ref.commit if ref else None,
+            "wall_s": runs["reference"]["wall_s"],
+            # the same logger on both sides: what the code between them costs
+            "ratio": ratio(runs["snakemake"]["wall_s"], runs["reference"]["wall_s"]),
+            # what a user sees: the default profile now (the board) against then
+            "ratio_default": ratio(runs["bookgen"]["wall_s"], runs["reference"]["wall_s"]),
+            "cpu_ratio": ratio(runs["snakemake"]["cpu_s"], runs["reference"]["cpu_s"]),
+        }
     return result
 
 

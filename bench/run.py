@@ -1,6 +1,6 @@
 """Run the benchmark and write ``bench/results.json`` and ``bench/results.md``.
 
-    python -m bench            # the full suite (about 32 minutes on 2 cores)
+    python -m bench            # the full suite (about 45 minutes on 2 cores)
     python -m bench --only seed  # issue 13's seed-scale book alone (about 7 minutes)
     python -m bench --quick    # a small smoke run (about a minute), into bench/quick/
 
@@ -73,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         "--reps", type=int, help="runs per --cores with a target, and of seed (b), (c) (default 3)"
     )
     parser.add_argument(
+        "--reference",
+        default=measure.REFERENCE,
+        help="commit whose code runs the 1,000-section dry run and run next to this one's, in "
+        f"the same bench run (default {measure.REFERENCE}, before parts; 'none': skip)",
+    )
+    parser.add_argument(
         "--render", action="store_true", help="only rewrite results.md from results.json"
     )
     args = parser.parse_args(argv)
@@ -89,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     seed_settings = seed.SeedSettings.quick() if args.quick else seed.SeedSettings()
     if args.reps:
         settings.reps = seed_settings.reps = args.reps
+    settings.reference = None if args.reference.lower() == "none" else args.reference
 
     def log(msg: str) -> None:
         print(msg, flush=True)

@@ -25,6 +25,7 @@ resource.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,13 +86,25 @@ def spending(calls: list[dict[str, Any]], simulated: bool = False) -> Spending:
 def journal_calls(state_root: Path = paths.STATE) -> dict[str, list[dict[str, Any]]]:
     """Every journaled call of the book, by section key (read from ``.bookgen/calls``: every
     journal, including those of earlier versions and removed sections)."""
+    folder = paths.calls_journal("x", state_root).parent
+    try:  # names sorted as strings: sorting and globbing Paths cost more than reading them
+        names = sorted(n for n in os.listdir(folder) if n.startswith("section_"))
+    except FileNotFoundError:
+        return {}
     out: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted(paths.calls_journal("x", state_root).parent.glob("section_*.jsonl")):
-        key = paths.state_key(path)
-        out[key] = CallJournal(path).records(
-            in_flight=lambda key=key: section_busy(key, state_root)
-        )
+    for name in names:
+        if not name.endswith(".jsonl"):
+            continue
+        key = paths.state_key(Path(name))
+        out[key] = section_calls(key, state_root)
     return out
+
+
+def section_calls(key: str, state_root: Path = paths.STATE) -> list[dict[str, Any]]:
+    """The journaled calls of the section with ``key`` (its parts' included)."""
+    return CallJournal(paths.calls_journal(key, state_root)).records(
+        in_flight=lambda: section_busy(key, state_root)
+    )
 
 
 def book_spending(state_root: Path = paths.STATE, simulated: bool = False) -> Spending:

@@ -25,10 +25,11 @@ from typing import Any
 from rich.text import Text
 
 from bookgen import paths
-from bookgen.budget import Spending, book_spending, run_spending, spent_text
+from bookgen.budget import Spending, journal_calls, section_calls, spending, spent_text
 from bookgen.config import Section
 from bookgen.estimate import RUN_OVERHEAD_S, estimate_book, format_duration, makespan
 from bookgen.progress import last_progress, read_count
+from bookgen.request_identity import is_simulated
 from bookgen.status import section_states
 
 
@@ -44,7 +45,7 @@ def as_text(lines: list[str]) -> Text:
 
 
 BAR_WIDTH = 30
-MONEY_EVERY_S = 2.0  # the journals are read at most this often
+MONEY_EVERY_S = 2.0  # every journal is read at most this often; a finished section's at once
 
 
 @dataclass
@@ -114,8 +115,11 @@ class Board:
     t0: float = 0.0
     ended: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _job_sids: dict[int, str] = field(default_factory=dict)  # every job of a section
     _spent: Spending | None = None
-    _spent_at: float = -1e9
+    _spent_at: float = -1e9  # when every journal was last read
+    _calls: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by section key
+    _finished_sids: set[str] = field(default_factory=set)  # their journals changed since
     job_times: dict[str, float] | None = None  # the model's, per pending section; None: ask it
 
     def __post_init__(self) -> None:
@@ -123,8 +127,11 @@ class Board:
 
     # Snakemake's job events ---------------------------------------------------------------
     def job_info(self, jobid: int, rule: str, wildcards: dict[str, Any] | None) -> None:
+        sid = (wildcards or {}).get("sid")
         with self._lock:
-            self.jobs[jobid] = (rule, (wildcards or {}).get("sid") if rule == "section" else None)
+            self.jobs[jobid] = (rule, sid if rule == "section" else None)
+            if sid is not None:  # a section's plan and part jobs write its journal too
+                self._job_sids[jobid] = sid
 
     def job_started(self, jobids: list[int]) -> None:
         now = self.clock()
@@ -140,7 +147,7 @@ class Board:
             if sid is not None:
                 self.section_times[sid] = now - start
             self.finished_jobs += 1
-            self._spent_at = -1e9  # money changed: read it at the next refresh
+            self._money_changed(jobid)
 
     def job_error(self, jobid: int) -> None:
         with self._lock:
@@ -150,6 +157,14 @@ class Board:
                 self.failed.add(sid)
             else:
                 self.other_failures += 1
+            self._money_changed(jobid)
+
+    def _money_changed(self, jobid: int) -> None:
+        """A job ended: its section's journal is read at the next refresh (every journal when
+        it belongs to none, e.g. the outline)."""
+        if (sid := self._job_sids.get(jobid)) is not None:
+            self._finished_sids.add(sid)
+        else:
             self._spent_at = -1e9
 
     def end(self) -> None:
@@ -157,15 +172,23 @@ class Board:
 
     # What the display reads ---------------------------------------------------------------
     def spent(self) -> Spending:
+        """Money so far: every journal read at most every MONEY_EVERY_S, and a finished
+        section's journal at the next call (re-reading all of them after every section costs
+        tens of ms at 1,000 sections, in the run's process)."""
         now = self.clock()
-        if self._spent is None or now - self._spent_at >= MONEY_EVERY_S:
-            run = self.run or registered_run()
-            spent = (
-                run_spending(run.config, self.state_root)
-                if run and run.config
-                else book_spending(self.state_root)
-            )
-            self._spent, self._spent_at = spent, now
+        run = self.run or registered_run()
+        keys = {s.id: s.key for s in run.sections} if run else {}
+        with self._lock:
+            finished, self._finished_sids = self._finished_sids, set()
+        if self._spent is None or now - self._spent_at >= MONEY_EVERY_S or finished - set(keys):
+            self._calls, self._spent_at = journal_calls(self.state_root), now
+        elif finished:
+            for sid in finished:
+                self._calls[keys[sid]] = section_calls(keys[sid], self.state_root)
+        elif self._spent is not None:
+            return self._spent
+        simulated = is_simulated(run.config) if run and run.config else False
+        self._spent = spending([c for calls in self._calls.values() for c in calls], simulated)
         return self._spent
 
     def predicted(self) -> dict[str, float]:

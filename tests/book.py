@@ -25,11 +25,20 @@ FAST = {"retry": {"initial_delay_s": 0.01, "max_delay_s": 0.05, "max_attempts": 
 class Book:
     """A copy of the workflow in ``path``; ``run`` invokes snakemake there."""
 
-    def __init__(self, path: Path, overrides: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        overrides: dict[str, Any] | None = None,
+        workflow: Path = REPO,
+        snakemake: tuple[str, ...] = (str(BIN / "snakemake"),),
+    ) -> None:
+        """``workflow``: the checkout whose workflow is copied (bench: an older commit's);
+        ``snakemake``: the command that runs Snakemake (bench: that commit's interpreter)."""
         self.path = path
+        self.snakemake = snakemake
         path.mkdir(parents=True, exist_ok=True)
         for part in WORKFLOW_PARTS:
-            src = REPO / part
+            src = workflow / part
             if src.is_dir():
                 shutil.copytree(src, path / part, ignore=shutil.ignore_patterns("__pycache__"))
             else:
@@ -40,7 +49,7 @@ class Book:
         """A private copy of this book in ``dest`` (files, mtimes and Snakemake metadata)."""
         shutil.copytree(self.path, dest, symlinks=True)
         copy = Book.__new__(Book)
-        copy.path = dest
+        copy.path, copy.snakemake = dest, self.snakemake
         return copy
 
     def set_overrides(self, overrides: dict[str, Any]) -> None:
@@ -58,26 +67,20 @@ class Book:
         self, *args: str, env: dict[str, str] | None = None, timeout: float = 300
     ) -> subprocess.CompletedProcess:
         return subprocess.run(
-            self._command(args),
+            self.command(*args),
             cwd=self.path,
-            env=self._env(env),
+            env=self.env(env),
             capture_output=True,
             text=True,
             timeout=timeout,
         )
 
-    @staticmethod
-    def _command(args: tuple[str, ...]) -> list[str]:
-        return [
-            str(BIN / "snakemake"),
-            *args,
-            "--configfile",
-            "config/config.yaml",
-            "overrides.yaml",
-        ]
+    def command(self, *args: str) -> list[str]:
+        """The snakemake command line ``run`` uses (the book's config and overrides)."""
+        return [*self.snakemake, *args, "--configfile", "config/config.yaml", "overrides.yaml"]
 
     @staticmethod
-    def _env(extra: dict[str, str] | None) -> dict[str, str]:
+    def env(extra: dict[str, str] | None = None) -> dict[str, str]:
         """This environment without the real key, bookgen's bin first, then ``extra``."""
         full_env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
         full_env.pop("DEEPSEEK_API_KEY", None)
@@ -91,9 +94,9 @@ class Book:
         Ctrl-C); its output goes to the open file ``output`` (default: nowhere)."""
         sink = output if output is not None else subprocess.DEVNULL
         return subprocess.Popen(
-            self._command(args),
+            self.command(*args),
             cwd=self.path,
-            env=self._env(env),
+            env=self.env(env),
             stdout=sink,
             stderr=subprocess.STDOUT if output is not None else subprocess.DEVNULL,
             start_new_session=True,
