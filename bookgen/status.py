@@ -21,8 +21,9 @@ from bookgen.request_identity import is_simulated
 
 BUDGET_PREFIX = "budget reached"
 SIMULATED_TEXT = (
-    "its text was written by the offline simulator; a real run writes it "
-    "(add --config provider=simulator to see the demo as done)"
+    "its text was written by the offline simulator; a real run writes it afresh "
+    "(`bookgen estimate` says what that costs; add --config provider=simulator to see the "
+    "rehearsal as done)"
 )
 
 
