@@ -220,5 +220,7 @@ def test_readme_demo_commands_work_after_the_demo(built, tmp_path):
             assert jobs == {"book_format"}, jobs
         elif "output/section_05.md" in command:
             assert jobs == {"section_05"}, jobs
+        elif command[0] == "snakemake":  # the demo again, e.g. watched: nothing is pending
+            assert jobs == set() and "Nothing to be done" in out, out[-3000:]
         else:
             assert "11 sections: 11 done" in out, out
