@@ -684,7 +684,8 @@ def caching(s: Settings, work: Path, log) -> dict[str, Any]:
             "prompt_cache_hit_tokens": t["prompt_cache_hit_tokens"],
             "completion_tokens": t["completion_tokens"],
             "hit_share": round(t["prompt_cache_hit_tokens"] / t["prompt_tokens"], 4),
-            "cost_usd": t["cost_usd"],
+            # a simulated run: what its tokens would cost at the model's prices, never money
+            "cost_usd": t["simulated_cost_usd"],
         }
         shutil.rmtree(book.path, ignore_errors=True)
     w, wo = out["with_cache"]["cost_usd"], out["without_cache"]["cost_usd"]
