@@ -112,7 +112,10 @@ def stop_when_orphaned(interval_s: float = 1.0, grace_s: float = 10.0) -> thread
     job went on for minutes, retrying its calls, after its job was gone from ``squeue``. Once
     stopped, the job step's Snakemake can hang for good: SLURM's SIGTERM reaching its handler
     while the scheduler holds its own lock (seen: ``exit_gracefully`` inside ``_handle_error``),
-    hence the exit. The grace lets the section journal what its cut calls cost.
+    hence the exit. The grace lets the section journal what its cut calls cost. The batch
+    step's own Snakemake (``--executor slurm-jobstep``, the srun's parent) is lost the same way
+    when its shell dies first (seen in CI: it outlived its cancelled job by over a minute), so
+    every Snakemake of a job starts this watch, as it loads the workflow.
     """
     parent = os.getppid()
 

@@ -7,10 +7,18 @@ each request and during retry waits, and shuts down the connections of the repli
 (``abandoned_on_stop``), so a thread waiting for a first token that may be minutes away returns
 at once. The sections in flight stop within moments and record what their cut calls cost. A
 second Ctrl-C ends the process at once.
+
+The KeyboardInterrupt that tells Snakemake is raised at a safe point. Snakemake's main thread
+runs coroutines on an asyncio loop; asyncio's Runner turns Ctrl-C into a clean cancel only when
+SIGINT has Python's default handler, which ours replaces. An exception raised in the middle of
+the loop's own code can leave a task no step will ever wake, and Snakemake's tear-down then
+waits for it forever (seen: a Ctrl-C'd run that never exited, about 1 run in 30). So while a
+loop runs, the interrupt is raised from a callback that loop runs next, between its steps.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -86,9 +94,19 @@ def install() -> None:
             file=sys.stderr,
             flush=True,
         )
-        if callable(previous):
-            previous(signum, frame)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop runs in the main thread: interrupt right here
+            _interrupt(previous, signum, frame)
         else:
-            raise KeyboardInterrupt
+            loop.call_soon_threadsafe(_interrupt, previous, signum, None)
 
     signal.signal(signal.SIGINT, on_sigint)
+
+
+def _interrupt(previous: Any, signum: int, frame: Any) -> None:
+    """What Ctrl-C did before ``install``: Python's default raises KeyboardInterrupt."""
+    if callable(previous):
+        previous(signum, frame)
+    else:
+        raise KeyboardInterrupt

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bookgen import paths
-from bookgen.cluster import slurm_job_line, stop_when_orphaned
+from bookgen.cluster import slurm_job_line
 from bookgen.outline import book_sections
 from bookgen.progress import ProgressLog, announce
 
@@ -46,15 +46,14 @@ def section(config: dict[str, Any], sid: str, params: Any, output: Any, log: Any
 
 
 def on_cluster_node(log: Path, label: str) -> None:
-    """In a SLURM job: name the job in the log (for `scontrol show job` and its kept log), and
-    stop the job if the step that started it dies (a cancelled job must not go on calling)."""
+    """In a SLURM job: name the job in the log (for `scontrol show job` and its kept log). (The
+    watch that stops a cancelled job starts with the job step's Snakemake: rules/common.smk.)"""
     where = slurm_job_line()
     if not where:
         return
     progress = ProgressLog(log, label)
     progress.line(where)
     progress.close()
-    stop_when_orphaned()
 
 
 def _planned_job(config: dict[str, Any], key: str, params: Any, **paths_: Any) -> Any:

@@ -7,7 +7,7 @@ from pathlib import Path
 from bookgen import history, interrupt, jobs, live, paths, planning
 from bookgen.bookdir import book_layer
 from bookgen.budget import check_budget_config, exhausted_message
-from bookgen.cluster import ProgressWatcher, kept_job_logs
+from bookgen.cluster import ProgressWatcher, kept_job_logs, slurm_job_line, stop_when_orphaned
 from bookgen.config import (
     ConfigError,
     book_fingerprint,
@@ -50,6 +50,11 @@ try:
     SECTIONS = book_sections(config) if HAVE_OUTLINE else []
 except (ConfigError, ValueError) as err:
     sys.exit(str(err))
+
+# Every Snakemake of a SLURM job (the batch step's and the one srun starts for the job) ends
+# once the process that started it is gone: a cancelled job's processes otherwise outlive it.
+if workflow.remote_exec and slurm_job_line():
+    stop_when_orphaned()
 
 SECTION_BY_ID = {s.id: s for s in SECTIONS}
 SECTION_BY_KEY = {s.key: s for s in SECTIONS}

@@ -3,6 +3,8 @@ calls cost; a call whose process is killed outright is still on the bill, as an 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -11,6 +13,7 @@ from bookgen import interrupt, paths
 from bookgen.journal import CallJournal
 from bookgen.section import UNFINISHED_CALL, SectionFailed, SectionWriter
 from bookgen.usage import sum_calls
+from tests.conftest import REPO
 from tests.test_faults import ledger, make_job
 
 # About 4 s a section: long enough to be mid-stream when the stop comes.
@@ -145,3 +148,42 @@ def test_the_usage_file_bills_a_call_lost_by_a_killed_run(tmp_path):
     assert [c["status"] for c in doc["calls"]] == ["failed", "ok"]
     totals = sum_calls(doc["calls"])
     assert totals["failed_calls"] == 1 and totals["estimated_prompt_tokens"] == 900
+
+
+CTRL_C_IN_A_LOOP = """
+import asyncio, os, signal, sys
+sys.path.insert(0, {repo!r})
+from bookgen import interrupt
+
+interrupt.install()
+steps = []
+
+async def main():
+    os.kill(os.getpid(), signal.SIGINT)  # the handler runs here, inside the loop's step
+    steps.append("stopping" if interrupt.stopping() else "not stopping")
+    await asyncio.sleep(30)
+
+runner = asyncio.Runner()
+try:
+    runner.run(main())
+except KeyboardInterrupt:
+    steps.append("interrupted")
+runner.close()  # Snakemake's tear-down: cancels what is left, must not wait forever
+print(" ".join(steps))
+try:
+    os.kill(os.getpid(), signal.SIGINT)  # second Ctrl-C: ends the process at once
+finally:
+    print("not reached")
+"""
+
+
+def test_ctrl_c_in_an_event_loop_interrupts_between_its_steps():
+    """Snakemake's main thread runs coroutines on asyncio: the KeyboardInterrupt must come from
+    the loop between steps, never from inside them (which can leave a task no step wakes, and a
+    tear-down that waits for it forever), and still arrive at once."""
+    script = CTRL_C_IN_A_LOOP.format(repo=str(REPO))
+    cmd = [sys.executable, "-c", script]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+    assert proc.stdout.split("\n")[0] == "stopping interrupted", proc.stdout + proc.stderr
+    assert "not reached" not in proc.stdout and proc.returncode == 130, proc
+    assert "Ctrl-C: stopping" in proc.stderr and "second Ctrl-C" in proc.stderr
