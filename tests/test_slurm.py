@@ -2,12 +2,16 @@
 plugin and profiles/slurm: a Ctrl-C mid-run, a resume in which one section fails, and a rerun
 that finishes the book. What ran where is asked of SLURM itself, not taken from Snakemake.
 
-Skipped where SLURM is not running; in CI (BOOKGEN_CI=1, set by .ci/run) that is a failure.
+Skipped where SLURM is not running or the executor plugin is not installed; in CI
+(BOOKGEN_CI=1, set by .ci/run) that is a failure. The plugin (the `slurm` extra) is taken from
+this virtualenv, else from `.venv-slurm` (.ci/run makes it: installed with the test suite's
+venv, it would cost every other test's Snakemake start 0.8 s of importing it).
 """
 
 from __future__ import annotations
 
 import collections
+import importlib.util
 import os
 import re
 import shutil
@@ -18,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.book import Book
+from tests.book import BIN, Book
+from tests.conftest import REPO
 from tests.loopback import LoopbackSimulator
 
 pytestmark = pytest.mark.slurm
@@ -34,8 +39,21 @@ FAILING = 11  # the simulator answers every request for this section with HTTP 5
 PROFILE = ("--profile", "profiles/slurm")
 
 
+def slurm_snakemake() -> Path | None:
+    """A snakemake that has the SLURM executor plugin: this venv's, else ``.venv-slurm``'s."""
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm"):
+        return BIN / "snakemake"
+    other = REPO / ".venv-slurm" / "bin" / "snakemake"
+    return other if other.exists() else None
+
+
 def slurm_missing() -> str | None:
     """Why the SLURM tests cannot run here, or None."""
+    if not slurm_snakemake():
+        return (
+            "the SLURM executor plugin is not installed (pip install -e '.[slurm]', or in its "
+            "own venv: python3 -m venv .venv-slurm && .venv-slurm/bin/pip install -e '.[slurm]')"
+        )
     if not shutil.which("sinfo") or not shutil.which("sbatch"):
         return "SLURM is not installed (as root: scripts/setup-slurm.sh)"
     proc = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
@@ -102,7 +120,9 @@ def test_demo_book_on_slurm_with_ctrl_c_failure_and_resume(slurm, tmp_path):
     faulty = {**SLOW, "faults": [{"kind": "http_500", "section": FAILING}]}
     with LoopbackSimulator(tmp_path / "sim1", faulty) as sim1:
         book = Book(
-            tmp_path / "book", {"provider": "deepseek", "base_url": sim1.base_url, **CHECK_ONLY}
+            tmp_path / "book",
+            {"provider": "deepseek", "base_url": sim1.base_url, **CHECK_ONLY},
+            snakemake=(str(slurm_snakemake()),),
         )
         # 1. Ctrl-C in the middle: the SLURM jobs are cancelled at once; their processes get
         #    SLURM's KillWait (30 s) to end, and then nothing is left in the queue.
