@@ -39,20 +39,20 @@ FAILING = 11  # the simulator answers every request for this section with HTTP 5
 PROFILE = ("--profile", "profiles/slurm")
 
 
-def slurm_snakemake() -> Path | None:
-    """A snakemake that has the SLURM executor plugin: this venv's, else ``.venv-slurm``'s."""
+def slurm_snakemake() -> tuple[str, ...] | None:
+    """A snakemake command with the SLURM executor plugin: this venv's, else ``.venv-slurm``'s."""
     if importlib.util.find_spec("snakemake_executor_plugin_slurm"):
-        return BIN / "snakemake"
-    other = REPO / ".venv-slurm" / "bin" / "snakemake"
-    return other if other.exists() else None
+        return (str(BIN / "snakemake"),)
+    other = REPO / ".venv-slurm" / "bin" / "python"
+    return (str(other), "-m", "snakemake") if other.exists() else None
 
 
 def slurm_missing() -> str | None:
     """Why the SLURM tests cannot run here, or None."""
     if not slurm_snakemake():
         return (
-            "the SLURM executor plugin is not installed (pip install -e '.[slurm]', or in its "
-            "own venv: python3 -m venv .venv-slurm && .venv-slurm/bin/pip install -e '.[slurm]')"
+            "the SLURM executor plugin is not installed (pip install -e '.[slurm]', or beside "
+            "this venv: scripts/slurm-venv.sh)"
         )
     if not shutil.which("sinfo") or not shutil.which("sbatch"):
         return "SLURM is not installed (as root: scripts/setup-slurm.sh)"
@@ -122,7 +122,7 @@ def test_demo_book_on_slurm_with_ctrl_c_failure_and_resume(slurm, tmp_path):
         book = Book(
             tmp_path / "book",
             {"provider": "deepseek", "base_url": sim1.base_url, **CHECK_ONLY},
-            snakemake=(str(slurm_snakemake()),),
+            snakemake=slurm_snakemake() or (),
         )
         # 1. Ctrl-C in the middle: the SLURM jobs are cancelled at once; their processes get
         #    SLURM's KillWait (30 s) to end, and then nothing is left in the queue.
