@@ -285,9 +285,12 @@ def book_document(markdown: str) -> str:
 
 
 def markdown_to_html(markdown: str, math: str = "mathml") -> str:
-    """One self-contained HTML page: styles inline, math as MathML (``math="plain"``: Unicode)."""
+    """One self-contained HTML page: styles inline, math as MathML (``math="plain"``: Unicode).
+    No ``--embed-resources``: pandoc's standalone template already puts its styles inline and
+    the sanitised document links no local file, so it only re-encoded the page (0.6 s of a
+    67,000-word book's 1.8 s, the same page but for line breaks inside tags)."""
     style = f"<style>\n{_template('book.css')}</style>"
-    args = ["--standalone", "--embed-resources", f"--variable=header-includes:{style}"]
+    args = ["--standalone", f"--variable=header-includes:{style}"]
     if math == "mathml":
         args.append("--mathml")
     return _pandoc(book_document(markdown), "html5", args)
