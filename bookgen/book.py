@@ -22,6 +22,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import pypandoc
 import yaml
 
 from bookgen.config import Section
@@ -253,8 +254,6 @@ def _pandoc(
     outputfile: Path | None = None,
     source_format: str = "json",
 ) -> str:
-    import pypandoc
-
     args = ["--sandbox", *extra_args]
     try:
         return pypandoc.convert_text(
@@ -316,7 +315,7 @@ def write_pdf(markdown: str, out: Path) -> None:
 def html_to_pdf(html: str, out: Path) -> None:
     """Render ``html`` with the print stylesheet; only inline ``data:`` resources are read, so a
     URL or file path in the page fetches nothing, local or remote."""
-    import weasyprint
+    import weasyprint  # here, not at the top: 1 s to import, and only a PDF needs it
 
     stylesheet = weasyprint.CSS(string=_template("print.css"))
     fetcher = weasyprint.URLFetcher(allowed_protocols={"data"})

@@ -15,9 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from bookgen import paths
+from bookgen.book import BookFormatError, write_book_md, write_format
 from bookgen.cluster import slurm_job_line
-from bookgen.outline import book_sections
+from bookgen.outline import book_sections, write_outline
+from bookgen.parts import run_part_job, run_plan_job
+from bookgen.pricing import format_usd
 from bookgen.progress import ProgressLog, announce
+from bookgen.quality_report import write_quality_report
+from bookgen.report import book_cost_report, save_cost_report
+from bookgen.section import SectionFailed, SectionJob, run_section_job
 
 
 class JobFailed(Exception):
@@ -26,7 +32,6 @@ class JobFailed(Exception):
 
 def section(config: dict[str, Any], sid: str, params: Any, output: Any, log: Any) -> None:
     """Rule ``section``: write one section and its usage file (bookgen.section)."""
-    from bookgen.section import SectionFailed, SectionJob, run_section_job
 
     sections = book_sections(config)
     job = SectionJob(
@@ -58,7 +63,6 @@ def on_cluster_node(log: Path, label: str) -> None:
 
 def _planned_job(config: dict[str, Any], key: str, params: Any, **paths_: Any) -> Any:
     """The SectionJob of the section with ``key`` (a plan or part job)."""
-    from bookgen.section import SectionJob
 
     sections = book_sections(config)
     section = next((s for s in sections if s.key == key), None)
@@ -76,8 +80,6 @@ def _planned_job(config: dict[str, Any], key: str, params: Any, **paths_: Any) -
 
 def plan(config: dict[str, Any], key: str, params: Any, output: Any, log: Any) -> None:
     """Checkpoint ``plan``: a planned section's plan (bookgen.parts)."""
-    from bookgen.parts import run_plan_job
-    from bookgen.section import SectionFailed
 
     plan_file = Path(output.plan)
     job = _planned_job(config, key, params, out_md=plan_file, out_usage=plan_file, log=Path(log[0]))
@@ -90,8 +92,6 @@ def plan(config: dict[str, Any], key: str, params: Any, output: Any, log: Any) -
 
 def part(config: dict[str, Any], key: str, number: int, params: Any, output: Any, log: Any) -> None:
     """Rule ``part``: one part of a planned section (bookgen.parts)."""
-    from bookgen.parts import run_part_job
-    from bookgen.section import SectionFailed
 
     job = _planned_job(
         config,
@@ -111,8 +111,6 @@ def part(config: dict[str, Any], key: str, number: int, params: Any, output: Any
 
 def outline(config: dict[str, Any], output: Any, log: Any) -> None:
     """Checkpoint ``outline``: the outline from the topic (bookgen.outline)."""
-    from bookgen.outline import write_outline
-    from bookgen.section import SectionFailed
 
     on_cluster_node(Path(log[0]), "outline")
     try:
@@ -125,8 +123,6 @@ def cost_report(config: dict[str, Any], input: Any, output: Any, params: Any, lo
     """Rule ``cost_report``: merge the usage files, and every journaled call no usage file
     lists (earlier versions, removed sections), so the total is what the book cost
     (bookgen.report)."""
-    from bookgen.pricing import format_usd
-    from bookgen.report import book_cost_report, save_cost_report
 
     report = book_cost_report(list(input), params.title, book_sections(config))
     save_cost_report(report, output.json, output.md)
@@ -147,7 +143,6 @@ def cost_report(config: dict[str, Any], input: Any, output: Any, params: Any, lo
 
 def quality_report(config: dict[str, Any], input: Any, output: Any, log: Any) -> None:
     """Rule ``quality_report``: checks, overlaps and uncovered items (bookgen.quality_report)."""
-    from bookgen.quality_report import write_quality_report
 
     report = write_quality_report(
         config,
@@ -178,7 +173,6 @@ def quality_report(config: dict[str, Any], input: Any, output: Any, log: Any) ->
 
 def book_md(config: dict[str, Any], input: Any, output: Any, log: Any) -> None:
     """Rule ``book_md``: assemble the sections into ``book.md`` (bookgen.book)."""
-    from bookgen.book import write_book_md
 
     sections = book_sections(config)
     simulated = {
@@ -192,7 +186,6 @@ def book_md(config: dict[str, Any], input: Any, output: Any, log: Any) -> None:
 
 def book_format(fmt: str, input: Any, output: Any, log: Any) -> None:
     """Rule ``book_format``: ``book.md`` to HTML, EPUB or PDF (bookgen.book)."""
-    from bookgen.book import BookFormatError, write_format
 
     try:
         write_format(Path(input[0]), fmt, Path(output[0]))
