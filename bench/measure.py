@@ -496,7 +496,7 @@ def _pair_ratio(ours: list[float], theirs: list[float]) -> float:
 
 def startup_s(book: Book, reps: int = 3) -> float:
     """Snakemake's start-up alone (``snakemake --version``, fastest of ``reps``): importing it
-    and every installed plugin, which the SLURM executor plugin does by asking ``scontrol``."""
+    and every installed plugin (the SLURM executor plugin, where installed, asks ``scontrol``)."""
     walls = []
     for _ in range(reps):
         t0 = time.monotonic()

@@ -409,8 +409,8 @@ def render(r: dict[str, Any], notes: Path) -> str:
             f"Snakemake's start-up alone (`snakemake --version`, fastest of 3) at {x['sections']} "
             f"sections: {x['startup_s']} s, with the reference's path "
             f"{x['reference']['startup_s']} s. It imports every installed plugin; the SLURM "
-            "executor plugin runs `scontrol show config` on import, which waits up to 10 s when "
-            "SLURM's controller does not answer.\n"
+            "executor plugin (where installed) runs `scontrol show config` on import, which "
+            "waits up to 10 s when SLURM's controller does not answer.\n"
             for x in r["scale"]["rows"]
             if "startup_s" in x
         ]
@@ -659,12 +659,12 @@ def seed_section(sd: dict[str, Any], rerun: dict[str, Any] | None) -> list[str]:
             (
                 f"`scontrol show config` took {probe} s here"
                 if probe is not None
-                else "SLURM's tools are not installed here"
+                else "The SLURM executor plugin or SLURM's tools are not installed here"
             )
-            + ": Snakemake's SLURM executor plugin (installed with bookgen) runs it whenever "
-            "Snakemake starts, so every bookgen run's start-up includes it (at once where SLURM's "
-            "tools are missing or its controller answers; up to 10 s when the tools are "
-            "installed and the controller is down).",
+            + ": Snakemake's SLURM executor plugin (bookgen's `slurm` extra), where installed, "
+            "runs it whenever Snakemake starts, so every bookgen run's start-up includes it (at "
+            "once where SLURM's tools are missing or its controller answers; up to 10 s when the "
+            "tools are installed and the controller is down).",
             "",
         ]
     )

@@ -15,6 +15,7 @@ fresh simulator (no response cache, no prefix cache carried over).
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import statistics
 import subprocess
@@ -34,6 +35,7 @@ from tests.book import Book
 from tests.conftest import load_config
 from tests.loopback import LoopbackSimulator
 
+SLURM_PLUGIN = "snakemake_executor_plugin_slurm"
 SYSTEMS = ("seed", "sequential", "parallel")  # (a), (b), (c)
 # Key points with words of their own (points that differ by a number alone read as one topic
 # to the overlap and heading checks)
@@ -272,10 +274,11 @@ def at_real_scale(summary: dict[str, Any], seed_minutes: float = 110.0) -> dict[
 
 
 def slurm_probe_s() -> float | None:
-    """Seconds ``scontrol show config`` takes here (None without SLURM's tools). Snakemake's
-    SLURM executor plugin, which bookgen installs, runs it when Snakemake starts, for every
-    run: with SLURM's tools installed and its controller down it waits up to 10 s."""
-    if shutil.which("scontrol") is None:
+    """Seconds ``scontrol show config`` takes here (None without SLURM's tools or without the
+    SLURM executor plugin, bookgen's ``slurm`` extra). Snakemake imports every installed plugin
+    when it starts, and this one then asks ``scontrol``, for every run: with SLURM's tools
+    installed and its controller down it waits up to 10 s."""
+    if shutil.which("scontrol") is None or not importlib.util.find_spec(SLURM_PLUGIN):
         return None
     t0 = time.monotonic()
     subprocess.run(["scontrol", "show", "config"], capture_output=True, timeout=30)
@@ -369,7 +372,7 @@ def measure(c: SeedSettings, work: Path, log) -> dict[str, Any]:
     cal = calibrate(c, work)
     sim_cfg = cal["simulator"]
     probe = slurm_probe_s()
-    log(f"  `scontrol show config` (Snakemake's SLURM plugin runs it at start-up): {probe} s")
+    log(f"  `scontrol show config` (the SLURM plugin, if installed, runs it at start-up): {probe}")
     log(
         f"  latency model {sim_cfg}: plan {cal['plan_tokens']} tokens, parts {cal['part_tokens']}"
         f" tokens (about {c.part_s} s a part)"
