@@ -37,8 +37,9 @@ class SectionState:
     state: str  # done | flagged | pending | failed | running
     detail: str  # why pending or failed, what QC flagged
     words: int | None
-    calls: int
+    calls: int  # real calls (sent to the provider)
     failed_calls: int
+    simulated_calls: int  # calls the offline simulator answered (not money)
     cost_usd: float | None  # real money only
     simulated_cost_usd: float | None  # what its simulated calls would have cost (not money)
     simulated: bool  # its current text was written by the offline simulator
@@ -103,7 +104,7 @@ def section_states(
     out = []
     for s in sections:
         calls = journals.get(s.key, [])
-        spent = spending(calls)
+        spent, sim = spending(calls), spending(calls, simulated=True)
         usage = _read_json(paths.section_usage(s.id)) if paths.section_md(s.id).exists() else None
         note = _read_json(paths.failure_note(s.key, state_root))
         state, detail = "pending", "not written yet"
@@ -132,8 +133,9 @@ def section_states(
                 words=usage["words"] if usage else None,
                 calls=spent.calls,
                 failed_calls=spent.failed_calls,
+                simulated_calls=sim.calls,
                 cost_usd=spent.cost_usd,
-                simulated_cost_usd=spending(calls, simulated=True).total_usd,
+                simulated_cost_usd=sim.total_usd,
                 simulated=bool(usage and usage.get("simulated")),
                 api_time_s=round(sum(c["duration_s"] for c in calls), 3),
                 wall_time_s=usage["wall_time_s"] if usage else None,
@@ -153,6 +155,7 @@ def status_report(
     before their usage arrived. Both together are what ``budget_usd`` is enforced against in a
     real run (``budget_spent_usd``)."""
     folder = book_spending(state_root)  # every call journaled in this folder (the budget's)
+    simulated = book_spending(state_root, simulated=True)
     counts: dict[str, int] = {}
     for s in states:
         counts[s.state] = counts.get(s.state, 0) + 1
@@ -171,12 +174,23 @@ def status_report(
             "failed_calls": folder.failed_calls,
             "cost_usd": folder.cost_usd,
             "estimated_cost_usd": folder.estimated_cost_usd,
-            "simulated_cost_usd": book_spending(state_root, simulated=True).total_usd,
+            "simulated_calls": simulated.calls,
+            "simulated_cost_usd": simulated.total_usd,
             "simulated_sections": [s.id for s in states if s.simulated],
             "api_time_s": round(sum(s.api_time_s for s in states), 3),
             "wall_time_s": round(sum(s.wall_time_s or 0 for s in states), 3),
         },
     }
+
+
+def calls_text(row: dict[str, Any]) -> str:
+    """A row's Calls cell: real calls (failed ones counted apart), then the simulator's, e.g.
+    ``3 (1 failed)``, ``2 sim`` or ``1 + 2 sim``."""
+    text = f"{row['calls']}" + (f" ({row['failed_calls']} failed)" if row["failed_calls"] else "")
+    sim = row.get("simulated_calls", 0)
+    if not sim:
+        return text
+    return f"{sim} sim" if row["calls"] == 0 else f"{text} + {sim} sim"
 
 
 def render_status(report: dict[str, Any]) -> str:
@@ -185,7 +199,7 @@ def render_status(report: dict[str, Any]) -> str:
     for s in report["sections"]:
         words = f"{s['words']:,}" if s["words"] is not None else "–"
         wall = f"{s['wall_time_s']:.1f} s" if s["wall_time_s"] is not None else "–"
-        calls = f"{s['calls']}" + (f" ({s['failed_calls']} failed)" if s["failed_calls"] else "")
+        calls = calls_text(s)
         note = s["title"] + (f" — {s['detail']}" if s["state"] != "done" else "")
         if s["simulated"]:
             note += " (simulated)"
@@ -198,7 +212,7 @@ def render_status(report: dict[str, Any]) -> str:
             f"/{t['sections']} written",
             f"{t['words']:,}",
             format_usd(t["cost_usd"]),
-            f"{t['calls']}" + (f" ({t['failed_calls']} failed)" if t["failed_calls"] else ""),
+            calls_text(t),
             f"{t['wall_time_s']:.1f} s",
             f"API time {t['api_time_s']:.1f} s",
         )

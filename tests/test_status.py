@@ -96,3 +96,18 @@ def test_budget_failures_are_summarised_once(demo_config, tmp_path, monkeypatch)
     summary = failure_summary(sections)
     assert "section_01: budget reached: $0.0100 of $0.0100 spent (log:" in summary
     assert summary.count("Raise budget_usd") == 1
+
+
+def test_calls_answered_by_the_simulator_are_counted_apart(book_dir):
+    """A rehearsed section shows the calls it took, marked simulated, never as real calls."""
+    config, sections = book_dir
+    journal(paths.STATE, sections[6].key, *[call_record("07", 0.002, simulated=True)] * 2)
+    journal(paths.STATE, sections[0].key, call_record("01", 0.002, simulated=True))
+    report = status_report(config, section_states(config, sections))
+    rows = {s["id"]: s for s in report["sections"]}
+    assert (rows["07"]["calls"], rows["07"]["simulated_calls"]) == (0, 2)
+    assert (rows["01"]["calls"], rows["01"]["simulated_calls"]) == (1, 1)
+    assert (report["totals"]["calls"], report["totals"]["simulated_calls"]) == (5, 3)
+    table = {line.split()[0]: line for line in render_status(report).splitlines()}
+    assert " 2 sim " in table["07"] and " 1 + 1 sim " in table["01"], table
+    assert " 5 (2 failed) + 3 sim " in table["Total"], table["Total"]
