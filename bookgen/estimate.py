@@ -105,14 +105,38 @@ def predict_calls(
 ) -> list[tuple[int, int]]:
     """``(input, output)`` tokens of each call for a reply of ``completion`` tokens."""
     max_tokens = int(config["generation"]["max_tokens"])
-    n = max(1, math.ceil(completion / max_tokens))
     continuation = count_tokens(CONTINUE_PROMPT) + 2 * MESSAGE_OVERHEAD_TOKENS
     calls = []
-    for k in range(n):
+    for k, out in enumerate(call_outputs(config, completion)):
         prompt = base_prompt + (k * max_tokens + continuation if k else 0)
-        out = min(max_tokens, completion - k * max_tokens)
         calls.append((round(prompt * a.prompt_scale), out))
     return calls
+
+
+def call_outputs(config: dict[str, Any], completion: int) -> list[int]:
+    """Output tokens of each call for a reply of ``completion`` tokens: calls of at most
+    ``generation.max_tokens``."""
+    max_tokens = int(config["generation"]["max_tokens"])
+    n = max(1, math.ceil(completion / max_tokens))
+    return [min(max_tokens, completion - k * max_tokens) for k in range(n)]
+
+
+def section_completion(section: Section, a: Assumptions) -> int:
+    """The output tokens expected of ``section``."""
+    return max(1, round(section.words * a.completion_per_word))
+
+
+def api_time_s(outputs: list[int], a: Assumptions) -> float:
+    """Seconds of API time for calls of ``outputs`` tokens each."""
+    return sum(a.ttft_s + out / a.tokens_per_s for out in outputs)
+
+
+def job_time_s(config: dict[str, Any], section: Section, a: Assumptions) -> float:
+    """Seconds ``section``'s job should take. Its prompt does not matter (the model times
+    output only), so this skips rendering and counting it: a prompt carries the whole outline,
+    which makes that O(sections) per section."""
+    outputs = call_outputs(config, section_completion(section, a))
+    return round(api_time_s(outputs, a) + a.job_overhead_s, 3)
 
 
 def _cost(rates: Rates | None, prompt: int, hits: int, completion: int) -> float | None:
@@ -129,7 +153,7 @@ def estimate_section(
 ) -> SectionEstimate:
     messages = base_messages(config, sections, section)
     system_tokens = count_tokens(messages[0]["content"]) + MESSAGE_OVERHEAD_TOKENS
-    completion = max(1, round(section.words * a.completion_per_word))
+    completion = section_completion(section, a)
     calls = predict_calls(config, prompt_tokens(messages), completion, a)
     prompt = sum(p for p, _ in calls)
     if a.hit_share is not None:
@@ -137,7 +161,7 @@ def estimate_section(
     else:
         cached = (system_tokens // CACHE_UNIT_TOKENS) * CACHE_UNIT_TOKENS
         hits = cached * (len(calls) - (1 if first_in_book else 0))
-    api = sum(a.ttft_s + out / a.tokens_per_s for _, out in calls)
+    api = api_time_s([out for _, out in calls], a)
     return SectionEstimate(
         id=section.id,
         title=section.title,
@@ -148,7 +172,7 @@ def estimate_section(
         completion_tokens=completion,
         cost_usd=_cost(rates, prompt, hits, completion),
         api_time_s=round(api, 3),
-        job_time_s=round(api + a.job_overhead_s, 3),
+        job_time_s=job_time_s(config, section, a),
         base_prompt_tokens=calls[0][0],
     )
 
@@ -160,9 +184,14 @@ def writing_calls(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def measured_assumptions(
-    config: dict[str, Any], sections: list[Section], finished: list[SectionState]
+    config: dict[str, Any],
+    sections: list[Section],
+    finished: list[SectionState],
+    prompts: bool = True,
 ) -> Assumptions:
-    """Assumptions fitted to finished sections (their usage files), or the defaults."""
+    """Assumptions fitted to finished sections (their usage files), or the defaults.
+    ``prompts=False`` leaves ``prompt_scale`` at its default: fitting it renders and counts
+    every finished section's prompt, which times (``job_time_s``) do not need."""
     a = default_assumptions(config)
     docs = [s.usage for s in finished if s.usage is not None]
     if not docs:
@@ -175,7 +204,7 @@ def measured_assumptions(
     duration = sum(c["duration_s"] for c in calls)
     words = sum(by_id[d["section"]].words for d in docs)
     predicted_prompt = 0
-    for d in docs:
+    for d in docs if prompts else []:
         s = by_id[d["section"]]
         base = prompt_tokens(base_messages(config, sections, s))
         out = sum(
@@ -399,6 +428,23 @@ def makespan(durations: list[float], slots: int) -> float:
     return max(workers)
 
 
+def split_states(states: list[SectionState]) -> tuple[list[SectionState], set[str]]:
+    """The finished sections (done or flagged: their usage files fit the model) and the ids
+    of the pending ones (everything else: the run writes them)."""
+    finished = [s for s in states if s.state in ("done", "flagged")]
+    return finished, {s.id for s in states if s.state not in ("done", "flagged")}
+
+
+def pending_job_times(
+    config: dict[str, Any], sections: list[Section], states: list[SectionState]
+) -> dict[str, float]:
+    """Seconds each pending section's job should take: ``estimate_book``'s ``job_time_s``,
+    in time linear in the number of sections (no prompt is rendered)."""
+    finished, pending = split_states(states)
+    a = measured_assumptions(config, sections, finished, prompts=False)
+    return {s.id: job_time_s(config, s, a) for s in sections if s.id in pending}
+
+
 def estimate_book(
     config: dict[str, Any],
     sections: list[Section],
@@ -411,8 +457,7 @@ def estimate_book(
     """The estimate for every pending section, with totals, a cost range and wall time, and
     apart the other calls (plans, parts, repairs, the outline when ``outline_pending``)."""
     now = now or clock.now_utc()
-    finished = [s for s in states if s.state in ("done", "flagged")]
-    pending_ids = {s.id for s in states if s.state not in ("done", "flagged")}
+    finished, pending_ids = split_states(states)
     a = measured_assumptions(config, sections, finished)
     prices, model = config["prices"], config["model"]
     schedule = config.get("schedule", "now")

@@ -27,7 +27,7 @@ from rich.text import Text
 from bookgen import paths
 from bookgen.budget import Spending, journal_calls, section_calls, spending, spent_text
 from bookgen.config import Section
-from bookgen.estimate import RUN_OVERHEAD_S, estimate_book, format_duration, makespan
+from bookgen.estimate import RUN_OVERHEAD_S, format_duration, makespan, pending_job_times
 from bookgen.progress import last_progress, read_count
 from bookgen.request_identity import is_simulated
 from bookgen.status import section_states
@@ -72,9 +72,7 @@ def registered_run() -> RunInfo | None:
 
 def predicted_job_times(run: RunInfo) -> dict[str, float]:
     """Seconds each pending section's job should take, by ``bookgen estimate``'s model."""
-    states = section_states(run.config, run.sections)
-    est = estimate_book(run.config, run.sections, states, run.slots)
-    return {row["id"]: row["job_time_s"] for row in est["pending"]}
+    return pending_job_times(run.config, run.sections, section_states(run.config, run.sections))
 
 
 def eta_s(

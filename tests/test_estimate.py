@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bookgen.config import sections_from_config
-from bookgen.estimate import estimate_book, makespan, render_estimate
+from bookgen.estimate import estimate_book, makespan, pending_job_times, render_estimate
 from bookgen.pricing import format_usd
 from bookgen.status import SectionState
 from tests.book import Book, pending_sections
@@ -250,3 +250,21 @@ def test_repairs_from_the_measured_share_of_sections_repaired(tmp_path, monkeypa
     )
     assert "1 of 2 finished section(s) needed repairs" in repair["basis"]
     assert est["assumptions"]["completion_per_word"] == pytest.approx(4000 / (1400 + 1500))
+
+
+def test_pending_job_times_are_the_estimates_without_rendering_prompts(tmp_path, monkeypatch):
+    """The live board's ETA model: the estimate's job time of every pending section, from the
+    config alone and from finished sections (a long call split at max_tokens included)."""
+    monkeypatch.chdir(tmp_path)
+    config = load_config({"generation": {"max_tokens": 1000}})
+    sections = sections_from_config(config)
+    docs = {"01": usage_doc("01", [call("write", 1000, 2000), call("repair", 3000, 500)], 1)}
+    for states in (
+        [state(s.id) for s in sections],
+        [state(s.id, docs.get(s.id)) for s in sections],
+    ):
+        est = estimate_book(config, sections, states, 2, now=SATURDAY)
+        want = {row["id"]: row["job_time_s"] for row in est["pending"]}
+        assert pending_job_times(config, sections, states) == want
+        assert len(want) == sum(st.usage is None for st in states)
+        assert max(row["calls"] for row in est["pending"]) > 1
