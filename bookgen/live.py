@@ -45,7 +45,7 @@ def as_text(lines: list[str]) -> Text:
 
 
 BAR_WIDTH = 30
-MONEY_EVERY_S = 2.0  # every journal is read at most this often; a finished section's at once
+MONEY_EVERY_S = 2.0  # running sections' journals are re-read this often; a finished one's at once
 
 
 @dataclass
@@ -115,7 +115,8 @@ class Board:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _job_sids: dict[int, str] = field(default_factory=dict)  # every job of a section
     _spent: Spending | None = None
-    _spent_at: float = -1e9  # when every journal was last read
+    _read_all: bool = True  # every journal is read at the next refresh
+    _running_read_at: float = -1e9  # when the running sections' journals were last read
     _calls: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by section key
     _finished_sids: set[str] = field(default_factory=set)  # their journals changed since
     job_times: dict[str, float] | None = None  # the model's, per pending section; None: ask it
@@ -163,25 +164,31 @@ class Board:
         if (sid := self._job_sids.get(jobid)) is not None:
             self._finished_sids.add(sid)
         else:
-            self._spent_at = -1e9
+            self._read_all = True
 
     def end(self) -> None:
         self.ended = True
 
     # What the display reads ---------------------------------------------------------------
     def spent(self) -> Spending:
-        """Money so far: every journal read at most every MONEY_EVERY_S, and a finished
-        section's journal at the next call (re-reading all of them after every section costs
-        tens of ms at 1,000 sections, in the run's process)."""
+        """Money so far. Every journal is read once; after that only journals that can have
+        changed: a finished section's at the next call, those of sections with a job running
+        every MONEY_EVERY_S (reading all of them costs tens of ms at 1,000 sections, in the
+        run's process), and all again after a job of no section (the outline) ends."""
         now = self.clock()
         run = self.run or registered_run()
         keys = {s.id: s.key for s in run.sections} if run else {}
         with self._lock:
-            finished, self._finished_sids = self._finished_sids, set()
-        if self._spent is None or now - self._spent_at >= MONEY_EVERY_S or finished - set(keys):
-            self._calls, self._spent_at = journal_calls(self.state_root), now
-        elif finished:
-            for sid in finished:
+            changed, self._finished_sids = self._finished_sids, set()
+            read_all, self._read_all = self._read_all, False
+            running = {self._job_sids[j] for j in self.started if j in self._job_sids}
+        if now - self._running_read_at >= MONEY_EVERY_S:
+            changed |= running
+            self._running_read_at = now
+        if read_all or changed - set(keys):
+            self._calls = journal_calls(self.state_root)
+        elif changed:
+            for sid in changed:
                 self._calls[keys[sid]] = section_calls(keys[sid], self.state_root)
         elif self._spent is not None:
             return self._spent

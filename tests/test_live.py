@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from bookgen.live import Board, RunInfo, eta_s
+from bookgen.config import Section
+from bookgen.live import MONEY_EVERY_S, Board, RunInfo, eta_s
 from bookgen.progress import ProgressLog, last_progress, next_count, start_count
 from bookgen.usage import zero_usage
 
@@ -87,3 +88,32 @@ def test_board_counts_sections_and_shows_running_ones_with_their_speed(tmp_path)
     assert "$0.0012 spent so far on this book (150 tokens)" in lines[-1]
     board.end()
     assert board.lines()[-1] == "$0.0012 spent so far on this book (150 tokens) · took 4 s"
+
+
+def test_board_rereads_only_the_journals_that_can_have_changed(tmp_path):
+    """Money so far: every journal once, then a running section's every MONEY_EVERY_S, a
+    finished section's at once, and all again when a job of no section (the outline) ends;
+    the others' are not read again (their sections run no job)."""
+    state = tmp_path / ".bookgen"
+    clock = FakeClock()
+    sections = [Section(sid, int(sid), f"T{sid}", (), 300, key=sid) for sid in ("01", "02")]
+    board = Board(state_root=state, clock=clock, run=RunInfo({}, sections, 2))
+    board.job_times = {}
+    journal_call(state, "01", 0.001)
+    board.job_info(1, "section", {"sid": "01"})
+    board.job_info(2, "section", {"sid": "02"})
+    board.job_info(3, "outline", {})
+    board.job_started([1, 3])
+    assert board.spent().cost_usd == pytest.approx(0.001)
+    journal_call(state, "01", 0.002)  # the running section's next call
+    journal_call(state, "02", 0.010)  # (no job of 02 runs: stands for a file nobody changes)
+    assert board.spent().cost_usd == pytest.approx(0.001)  # read again only after a while
+    clock.t += MONEY_EVERY_S
+    assert board.spent().cost_usd == pytest.approx(0.002)
+    board.job_started([2])
+    journal_call(state, "02", 0.020)
+    board.job_finished(2)
+    assert board.spent().cost_usd == pytest.approx(0.022)  # at once, without waiting
+    journal_call(state, "outline", 0.100)
+    board.job_finished(3)
+    assert board.spent().cost_usd == pytest.approx(0.122)
