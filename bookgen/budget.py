@@ -83,6 +83,19 @@ def spending(calls: list[dict[str, Any]], simulated: bool = False) -> Spending:
     return Spending(reported, tokens, len(mine), failed, simulated, estimated)
 
 
+def total_spending(parts: list[Spending], simulated: bool = False) -> Spending:
+    """``spending`` of the calls of ``parts`` together, from their ``spending`` each (what
+    changes is then counted again, not every call of the book)."""
+    return Spending(
+        sum_costs([p.cost_usd for p in parts]),
+        sum(p.tokens for p in parts),
+        sum(p.calls for p in parts),
+        sum(p.failed_calls for p in parts),
+        simulated,
+        sum_costs([p.estimated_cost_usd for p in parts]),
+    )
+
+
 def journal_calls(state_root: Path = paths.STATE) -> dict[str, list[dict[str, Any]]]:
     """Every journaled call of the book, by section key (read from ``.bookgen/calls``: every
     journal, including those of earlier versions and removed sections)."""

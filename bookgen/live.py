@@ -25,7 +25,14 @@ from typing import Any
 from rich.text import Text
 
 from bookgen import paths
-from bookgen.budget import Spending, journal_calls, section_calls, spending, spent_text
+from bookgen.budget import (
+    Spending,
+    journal_calls,
+    section_calls,
+    spending,
+    spent_text,
+    total_spending,
+)
 from bookgen.config import Section
 from bookgen.estimate import RUN_OVERHEAD_S, format_duration, makespan, pending_job_times
 from bookgen.progress import last_progress, read_count
@@ -117,9 +124,11 @@ class Board:
     _spent: Spending | None = None
     _read_all: bool = True  # every journal is read at the next refresh
     _running_read_at: float = -1e9  # when the running sections' journals were last read
-    _calls: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by section key
+    _by_key: dict[str, Spending] = field(default_factory=dict)  # each journal's
+    _keys: dict[str, str] | None = None  # section id: key, of the registered run
     _finished_sids: set[str] = field(default_factory=set)  # their journals changed since
     job_times: dict[str, float] | None = None  # the model's, per pending section; None: ask it
+    _drawn: tuple[float, list[str]] | None = None  # (when, lines) of the last recent_lines
 
     def __post_init__(self) -> None:
         self.t0 = self.clock()
@@ -177,7 +186,10 @@ class Board:
         run's process), and all again after a job of no section (the outline) ends."""
         now = self.clock()
         run = self.run or registered_run()
-        keys = {s.id: s.key for s in run.sections} if run else {}
+        if self._keys is None and run is not None:
+            self._keys = {s.id: s.key for s in run.sections}
+        keys = self._keys or {}
+        simulated = is_simulated(run.config) if run and run.config else False
         with self._lock:
             changed, self._finished_sids = self._finished_sids, set()
             read_all, self._read_all = self._read_all, False
@@ -185,15 +197,17 @@ class Board:
         if now - self._running_read_at >= MONEY_EVERY_S:
             changed |= running
             self._running_read_at = now
-        if read_all or changed - set(keys):
-            self._calls = journal_calls(self.state_root)
+        if read_all or not changed <= keys.keys():
+            journals = journal_calls(self.state_root)
+            self._by_key = {key: spending(calls, simulated) for key, calls in journals.items()}
         elif changed:
             for sid in changed:
-                self._calls[keys[sid]] = section_calls(keys[sid], self.state_root)
+                self._by_key[keys[sid]] = spending(
+                    section_calls(keys[sid], self.state_root), simulated
+                )
         elif self._spent is not None:
             return self._spent
-        simulated = is_simulated(run.config) if run and run.config else False
-        self._spent = spending([c for calls in self._calls.values() for c in calls], simulated)
+        self._spent = total_spending(list(self._by_key.values()), simulated)
         return self._spent
 
     def predicted(self) -> dict[str, float]:
@@ -205,6 +219,16 @@ class Board:
             except Exception:  # an estimate is a nicety: the display must never stop a run
                 self.job_times = {}
         return self.job_times
+
+    def recent_lines(self, max_age_s: float) -> list[str]:
+        """``lines()``, or the same lines again when they were computed less than
+        ``max_age_s`` ago: rich draws the board again for every line printed above it (each
+        "[N/M]" line), and those draws need not compute it again."""
+        now = self.clock()
+        drawn = self._drawn
+        if drawn is None or self.ended or now - drawn[0] >= max_age_s:
+            drawn = self._drawn = (now, self.lines())
+        return drawn[1]
 
     def lines(self) -> list[str]:
         """The display as plain text lines (the plugin styles nothing; a test reads these)."""

@@ -26,6 +26,9 @@ from snakemake_interface_logger_plugins.common import LogEvent
 from bookgen.live import Board, as_text, is_terminal
 
 REFRESH_PER_S = 2
+# Rich draws the board at each refresh and again under every line printed above it (a
+# "[N/M]" line per section); those extra draws reuse lines up to this old.
+REUSE_S = 0.5 / REFRESH_PER_S
 # Events the board shows instead of Snakemake's text for them.
 ON_THE_BOARD = {
     LogEvent.JOB_INFO,
@@ -60,7 +63,7 @@ class BoardView:
 
     def __rich__(self) -> Text:
         try:
-            return as_text(self.board.lines())
+            return as_text(self.board.recent_lines(REUSE_S))
         except Exception as e:  # never let a display problem end the refresh thread
             return Text(f"(bookgen display: {e})")
 

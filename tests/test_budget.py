@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ from bookgen.budget import (
     check_budget_config,
     end_call,
     progress_line,
+    spending,
+    total_spending,
     worst_case_usd,
 )
 from bookgen.config import ConfigError
@@ -145,6 +148,25 @@ def test_progress_line_format():
     assert simulated == (
         "[3/11] section_04 done · simulated, would have cost $0.0456 so far (24,500 tokens)"
     )
+
+
+def test_total_spending_of_parts_is_the_spending_of_all_their_calls():
+    """The live board sums each journal's spending: the same as spending of every call,
+    failed, cut (estimated) and unknown-price calls included."""
+    cut = {**call_record("02", None), "usage_reported": False, "estimated_cost_usd": 0.0004}
+    cut.update(estimated_prompt_tokens=10, estimated_completion_tokens=20)
+    groups = [
+        [call_record("01", 0.001), call_record("01", 0.002, status="error")],
+        [cut, call_record("02", 0.003, simulated=True)],
+        [],
+    ]
+    for simulated in (False, True):
+        parts = [spending(g, simulated) for g in groups]
+        want = spending([c for g in groups for c in g], simulated)
+        assert asdict(total_spending(parts, simulated)) == pytest.approx(asdict(want))
+    assert total_spending([], False) == spending([], False)
+    unknown = [spending([call_record("03", None)]), spending(groups[0])]
+    assert total_spending(unknown).cost_usd is None  # an unknown price stays unknown
 
 
 KEY = {"DEEPSEEK_API_KEY": "sk-budget-test-0000"}

@@ -117,3 +117,26 @@ def test_board_rereads_only_the_journals_that_can_have_changed(tmp_path):
     journal_call(state, "outline", 0.100)
     board.job_finished(3)
     assert board.spent().cost_usd == pytest.approx(0.122)
+
+
+def test_recent_lines_reuses_lines_younger_than_max_age(tmp_path):
+    """Rich draws the board under every printed line: those draws reuse recent lines; once
+    the lines are max_age old, or the run has ended, they are computed again."""
+    state = tmp_path / ".bookgen"
+    clock = FakeClock()
+    board = Board(state_root=state, clock=clock, run=RunInfo({}, [], 2))
+    board.job_times = {}
+    start_count(0, 2, state)
+    assert board.recent_lines(0.25)[0].endswith(
+        "0/2 sections done · 0 running · 2 pending · 0 failed"
+    )
+    with next_count(2, state):
+        pass
+    clock.t += 0.2
+    assert "0/2 sections done" in board.recent_lines(0.25)[0]
+    clock.t += 0.05
+    assert "1/2 sections done" in board.recent_lines(0.25)[0]
+    with next_count(2, state):
+        pass
+    board.end()
+    assert "2/2 sections done" in board.recent_lines(0.25)[0]
