@@ -147,20 +147,21 @@ SATURDAY = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)  # off-peak
 def state(sid: str, usage: dict | None = None) -> SectionState:
     """A section as bookgen.status would describe it: pending, or done with ``usage``."""
     return SectionState(
-        sid,
-        "",
-        0,
-        "done" if usage else "pending",
-        "",
-        None,
-        0,
-        0,
-        0.0,
-        0.0,
-        False,
-        0.0,
-        None,
-        usage,
+        id=sid,
+        title="",
+        target_words=0,
+        state="done" if usage else "pending",
+        detail="",
+        words=None,
+        calls=0,
+        failed_calls=0,
+        simulated_calls=0,
+        cost_usd=0.0,
+        simulated_cost_usd=0.0,
+        simulated=False,
+        api_time_s=0.0,
+        wall_time_s=None,
+        usage=usage,
     )
 
 
