@@ -12,7 +12,7 @@ The KeyboardInterrupt that tells Snakemake is raised at a safe point. Snakemake'
 runs coroutines on an asyncio loop; asyncio's Runner turns Ctrl-C into a clean cancel only when
 SIGINT has Python's default handler, which ours replaces. An exception raised in the middle of
 the loop's own code can leave a task no step will ever wake, and Snakemake's tear-down then
-waits for it forever (seen: a Ctrl-C'd run that never exited, about 1 run in 30). So while a
+waits for it forever (seen: a Ctrl-C'd run that never exited, 1 run in about 50). So while a
 loop runs, the interrupt is raised from a callback that loop runs next, between its steps.
 """
 

@@ -32,7 +32,6 @@ class JobFailed(Exception):
 
 def section(config: dict[str, Any], sid: str, params: Any, output: Any, log: Any) -> None:
     """Rule ``section``: write one section and its usage file (bookgen.section)."""
-
     sections = book_sections(config)
     job = SectionJob(
         config=config,
@@ -63,7 +62,6 @@ def on_cluster_node(log: Path, label: str) -> None:
 
 def _planned_job(config: dict[str, Any], key: str, params: Any, **paths_: Any) -> Any:
     """The SectionJob of the section with ``key`` (a plan or part job)."""
-
     sections = book_sections(config)
     section = next((s for s in sections if s.key == key), None)
     if section is None:
@@ -92,7 +90,6 @@ def plan(config: dict[str, Any], key: str, params: Any, output: Any, log: Any) -
 
 def part(config: dict[str, Any], key: str, number: int, params: Any, output: Any, log: Any) -> None:
     """Rule ``part``: one part of a planned section (bookgen.parts)."""
-
     job = _planned_job(
         config,
         key,
@@ -123,7 +120,6 @@ def cost_report(config: dict[str, Any], input: Any, output: Any, params: Any, lo
     """Rule ``cost_report``: merge the usage files, and every journaled call no usage file
     lists (earlier versions, removed sections), so the total is what the book cost
     (bookgen.report)."""
-
     report = book_cost_report(list(input), params.title, book_sections(config))
     save_cost_report(report, output.json, output.md)
     t = report["totals"]
@@ -173,7 +169,6 @@ def quality_report(config: dict[str, Any], input: Any, output: Any, log: Any) ->
 
 def book_md(config: dict[str, Any], input: Any, output: Any, log: Any) -> None:
     """Rule ``book_md``: assemble the sections into ``book.md`` (bookgen.book)."""
-
     sections = book_sections(config)
     simulated = {
         s.id
@@ -186,7 +181,6 @@ def book_md(config: dict[str, Any], input: Any, output: Any, log: Any) -> None:
 
 def book_format(fmt: str, input: Any, output: Any, log: Any) -> None:
     """Rule ``book_format``: ``book.md`` to HTML, EPUB or PDF (bookgen.book)."""
-
     try:
         write_format(Path(input[0]), fmt, Path(output[0]))
     except BookFormatError as e:
