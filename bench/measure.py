@@ -54,7 +54,8 @@ class Settings:
     big_run: int = 1000
     memory_cores: int = 8
     timeout_s: float = 1800
-    display_reps: int = 3  # the book in a terminal with and without the live display
+    display_reps: int = 4  # the book in a terminal with and without the live display
+    big_run_pairs: int = 2  # the big run with and without the live display (big_run_order)
     reference: str | None = REFERENCE  # older code run next to this one (None: not run)
     reference_sections: int = 1000  # the dry-run size it is compared at
 
@@ -74,6 +75,7 @@ class Settings:
             memory_cores=4,
             timeout_s=300,
             display_reps=1,
+            big_run_pairs=1,
             reference_sections=100,
         )
 
@@ -396,30 +398,38 @@ def overhead(s: Settings, work: Path, log) -> dict[str, Any]:
     }
 
 
+def abba_order(pair: tuple[str, str], reps: int) -> list[str]:
+    """``reps`` runs of each of ``pair``, the order swapped every rep (A B, B A, A B, ...): a
+    machine that slows down or speeds up during the bench (it did here: the same run 10% slower
+    five minutes later) then weighs on both sides alike instead of always on the second."""
+    a, b = pair
+    return [name for rep in range(reps) for name in ((a, b) if rep % 2 == 0 else (b, a))]
+
+
 def display_handover(s: Settings, work: Path, log) -> dict[str, Any]:
     """The live display's cost per section: the book with the latency model at ``--cores 2``
     in a pseudo-terminal, with bookgen's logger (the board) and with Snakemake's own, one right
-    after the other; the handover (a reply's end to the next request in its slot) of each."""
+    after the other, the order swapped every rep (``abba_order``); the handover (a reply's end
+    to the next request in its slot) of each."""
     sim_cfg = latency_config(s)
     sections = bench_sections(s.sections, s.words)
     runs = []
     book = None
-    for rep in range(s.display_reps):
-        for logger in ("bookgen", "snakemake"):
-            with LoopbackSimulator(work / "simdisp", sim_cfg) as sim:
-                if book is None:
-                    book = loopback_book(work / "display", sections, sim.base_url)
-                clean(book)
-                book.set_overrides(loopback_overrides(sections, sim.base_url))
-                extra = plain_logger(book) if logger == "snakemake" else ()
-                timed = run_bookgen(book, 2, *extra, timeout=s.timeout_s, terminal=True)
-                run = {"rep": rep, "logger": logger, **_ledger_run("bookgen", book, sim, 2, timed)}
-            del run["requests_timing"]
-            runs.append(run)
-            log(
-                f"  {logger:9} logger in a terminal: handover {run['handover_s']} s, "
-                f"{run['wall_s']:.2f} s, load {run['load1']}"
-            )
+    for i, logger in enumerate(abba_order(("bookgen", "snakemake"), s.display_reps)):
+        with LoopbackSimulator(work / "simdisp", sim_cfg) as sim:
+            if book is None:
+                book = loopback_book(work / "display", sections, sim.base_url)
+            clean(book)
+            book.set_overrides(loopback_overrides(sections, sim.base_url))
+            extra = plain_logger(book) if logger == "snakemake" else ()
+            timed = run_bookgen(book, 2, *extra, timeout=s.timeout_s, terminal=True)
+            run = {"rep": i // 2, "logger": logger, **_ledger_run("bookgen", book, sim, 2, timed)}
+        del run["requests_timing"]
+        runs.append(run)
+        log(
+            f"  {logger:9} logger in a terminal: handover {run['handover_s']} s, "
+            f"{run['wall_s']:.2f} s, load {run['load1']}"
+        )
     board = [r for r in runs if r["logger"] == "bookgen"]
     plain = [r for r in runs if r["logger"] == "snakemake"]
     summary = {
@@ -566,17 +576,25 @@ def scale(s: Settings, work: Path, log) -> dict[str, Any]:
 BIG_RUNS = ("snakemake", "bookgen", "reference")  # Snakemake's logger, the board, older code
 
 
+def big_run_order(pairs: int, reference: bool) -> list[str]:
+    """The big runs in the order they run: ``pairs`` of Snakemake's logger and the board in
+    ``abba_order``, the reference in the middle (P B R B P), so a drift of the machine's speed
+    during the runs weighs on each side alike."""
+    order = abba_order(("snakemake", "bookgen"), pairs)
+    if reference:
+        order.insert(len(order) // 2, "reference")
+    return order
+
+
 def big_run(s: Settings, work: Path, log) -> dict[str, Any]:
     """4b: a ``big_run``-section book at zero latency, default profile (``--cores 2``), in a
-    pseudo-terminal, one right after the other: with Snakemake's own logger, with bookgen's
-    live display (the default; the snakemake process's memory is sampled), and the reference
-    commit's code. Each completes, with the report."""
+    pseudo-terminal, in ``big_run_order``: with Snakemake's own logger, with bookgen's live
+    display (the default; the snakemake process's memory is sampled), and the reference
+    commit's code. Each completes, with the report. Ratios are of the sides' summed times."""
     n = s.big_run
     ref = reference_tree(s, work, log)
-    runs: dict[str, dict[str, Any]] = {}
-    for name in BIG_RUNS:
-        if name == "reference" and ref is None:
-            continue
+    runs: list[dict[str, Any]] = []
+    for name in big_run_order(s.big_run_pairs, ref is not None):
         with LoopbackSimulator(work / f"simbig-{name}", {}) as sim:
             overrides = loopback_overrides(bench_sections(n, s.words), sim.base_url)
             path = work / f"big-{name}"
@@ -595,37 +613,59 @@ def big_run(s: Settings, work: Path, log) -> dict[str, Any]:
         if term.returncode != 0:
             raise RuntimeError(f"{n}-section run ({name}) failed:\n{term.text()[-3000:]}")
         report = book.json("output/cost_report.json")
-        runs[name] = {
-            "sections": n,
-            "wall_s": round(wall, 2),
-            "cpu_s": round(cpu, 2),  # a loaded machine moves it far less than the wall time
-            "load1": load,
-            "requests": requests,
-            "sections_written": len(book.sections()),
-            "report_sections": report["totals"]["sections"],
-            "terminal_bytes": len(term.output),
-            "snakemake_rss_mb": {
-                f"{int(f * 100)}%": round(mon.main_rss_at(f) / MB, 1) for f in (0.1, 0.5, 0.9)
-            },
-            "snakemake_peak_mb": round(mon.peak("snakemake") / MB, 1),
-        }
-        log(f"  {n} sections, {name}: {runs[name]['wall_s']} s, load {load}")
+        runs.append(
+            {
+                "name": name,
+                "sections": n,
+                "wall_s": round(wall, 2),
+                "cpu_s": round(cpu, 2),  # a loaded machine moves it far less than the wall time
+                "load1": load,
+                "requests": requests,
+                "sections_written": len(book.sections()),
+                "report_sections": report["totals"]["sections"],
+                "terminal_bytes": len(term.output),
+                "snakemake_rss_mb": {
+                    f"{int(f * 100)}%": round(mon.main_rss_at(f) / MB, 1) for f in (0.1, 0.5, 0.9)
+                },
+                "snakemake_peak_mb": round(mon.peak("snakemake") / MB, 1),
+            }
+        )
+        log(f"  {n} sections, {name}: {wall:.2f} s, load {load}")
         shutil.rmtree(book.path, ignore_errors=True)
+    return summarise_big_runs(runs, ref.commit if ref else None)
+
+
+def summarise_big_runs(runs: list[dict[str, Any]], commit: str | None) -> dict[str, Any]:
+    """The board's first run (its memory and report) with each side's mean times, and the
+    ratios of the sides' summed times (wall and CPU)."""
+
+    def total(name: str, key: str) -> float:
+        return sum(r[key] for r in runs if r["name"] == name)
+
+    def mean(name: str, key: str) -> float:
+        return round(total(name, key) / sum(r["name"] == name for r in runs), 2)
+
+    board = next(r for r in runs if r["name"] == "bookgen")
     result = {
-        **runs["bookgen"],
+        **{k: v for k, v in board.items() if k != "name"},
+        "wall_s": mean("bookgen", "wall_s"),
+        "cpu_s": mean("bookgen", "cpu_s"),
+        "plain_wall_s": mean("snakemake", "wall_s"),
+        "plain_cpu_s": mean("snakemake", "cpu_s"),
         "runs": runs,
-        "display_ratio": ratio(runs["bookgen"]["wall_s"], runs["snakemake"]["wall_s"]),
-        "display_cpu_ratio": ratio(runs["bookgen"]["cpu_s"], runs["snakemake"]["cpu_s"]),
+        "display_ratio": ratio(total("bookgen", "wall_s"), total("snakemake", "wall_s")),
+        "display_cpu_ratio": ratio(total("bookgen", "cpu_s"), total("snakemake", "cpu_s")),
     }
-    if "reference" in runs:
+    if any(r["name"] == "reference" for r in runs):
+        ref_wall, ref_cpu = mean("reference", "wall_s"), mean("reference", "cpu_s")
         result["reference"] = {
-            "commit": ref.commit if ref else None,
-            "wall_s": runs["reference"]["wall_s"],
+            "commit": commit,
+            "wall_s": ref_wall,
             # the same logger on both sides: what the code between them costs
-            "ratio": ratio(runs["snakemake"]["wall_s"], runs["reference"]["wall_s"]),
+            "ratio": ratio(result["plain_wall_s"], ref_wall),
             # what a user sees: the default profile now (the board) against then
-            "ratio_default": ratio(runs["bookgen"]["wall_s"], runs["reference"]["wall_s"]),
-            "cpu_ratio": ratio(runs["snakemake"]["cpu_s"], runs["reference"]["cpu_s"]),
+            "ratio_default": ratio(result["wall_s"], ref_wall),
+            "cpu_ratio": ratio(result["plain_cpu_s"], ref_cpu),
         }
     return result
 

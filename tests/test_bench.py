@@ -9,6 +9,7 @@ import os
 import sys
 
 from bench import measure, seed
+from bench.measure import abba_order, big_run_order, summarise_big_runs
 from bench.report import ratio_row, render, seed_section, seed_targets, targets
 from bench.schedule import best_schedule, lower_bound
 from bench.terminal import run_in_terminal
@@ -87,7 +88,8 @@ def test_targets_compare_with_the_reference_and_without_the_display() -> None:
         "scale": {"rows": [{"sections": 1000, "dry_run_s": 3.9, "reference": reference}]},
         "big_run": {
             **run,
-            "runs": {"snakemake": {**run, "wall_s": 160.0}, "bookgen": run},
+            "runs": [{**run, "name": "snakemake", "wall_s": 160.0}, {**run, "name": "bookgen"}],
+            "plain_wall_s": 160.0,
             "display_ratio": 1.062,
             "reference": {"commit": "abc1234", "wall_s": 150.0, "ratio": 1.067},
         },
@@ -104,6 +106,35 @@ def test_targets_compare_with_the_reference_and_without_the_display() -> None:
     assert rows[key] == ["1.067 (160.0 s / 150.0 s; with the live display: 1.133)", "met"]
     key = "4. 1000-section run, live display / Snakemake's logger (in a terminal)"
     assert rows[key] == ["1.062 (170.0 s / 160.0 s)", "**not met**"]
+
+
+def test_big_runs_alternate_around_the_reference_and_compare_summed_times() -> None:
+    assert abba_order(("a", "b"), 3) == ["a", "b", "b", "a", "a", "b"]
+    assert big_run_order(2, reference=True) == [
+        "snakemake",
+        "bookgen",
+        "reference",
+        "bookgen",
+        "snakemake",
+    ]
+    assert big_run_order(1, reference=False) == ["snakemake", "bookgen"]
+    walls = {"snakemake": [100.0, 120.0], "bookgen": [105.0, 115.0], "reference": [200.0]}
+    runs = []
+    for name in big_run_order(2, reference=True):
+        wall = walls[name].pop(0)
+        runs.append({"name": name, "wall_s": wall, "cpu_s": wall / 2, "sections": 10})
+    s = summarise_big_runs(runs, "abc1234")
+    # a machine slowing down through the runs: each side's sum cancels the drift
+    assert s["display_ratio"] == 1.0 and s["display_cpu_ratio"] == 1.0
+    assert s["wall_s"] == 110.0 and s["plain_wall_s"] == 110.0 and s["sections"] == 10
+    assert s["reference"] == {
+        "commit": "abc1234",
+        "wall_s": 200.0,
+        "ratio": 0.55,
+        "ratio_default": 0.55,
+        "cpu_ratio": 0.55,
+    }
+    assert [r["name"] for r in s["runs"]] == big_run_order(2, reference=True)
 
 
 def _call(section: int, start: float, latency: float) -> dict:
