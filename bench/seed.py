@@ -15,7 +15,6 @@ fresh simulator (no response cache, no prefix cache carried over).
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import statistics
 import subprocess
@@ -27,6 +26,7 @@ from typing import Any
 from bench.measure import Timed, _max_overlap, clean, loopback_overrides, run_baseline, run_bookgen
 from bench.schedule import best_schedule
 from bookgen.client import make_client, stream_call
+from bookgen.cluster import slurm_plugin_installed
 from bookgen.config import sections_from_config, template_text
 from bookgen.planning import check_plan, group_parts, normalise_plan
 from bookgen.prompts import parallel_part_messages, plan_messages, planned_task, section_messages
@@ -35,7 +35,6 @@ from tests.book import Book
 from tests.conftest import load_config
 from tests.loopback import LoopbackSimulator
 
-SLURM_PLUGIN = "snakemake_executor_plugin_slurm"
 SYSTEMS = ("seed", "sequential", "parallel")  # (a), (b), (c)
 # Key points with words of their own (points that differ by a number alone read as one topic
 # to the overlap and heading checks)
@@ -278,7 +277,7 @@ def slurm_probe_s() -> float | None:
     SLURM executor plugin, bookgen's ``slurm`` extra). Snakemake imports every installed plugin
     when it starts, and this one then asks ``scontrol``, for every run: with SLURM's tools
     installed and its controller down it waits up to 10 s."""
-    if shutil.which("scontrol") is None or not importlib.util.find_spec(SLURM_PLUGIN):
+    if shutil.which("scontrol") is None or not slurm_plugin_installed():
         return None
     t0 = time.monotonic()
     subprocess.run(["scontrol", "show", "config"], capture_output=True, timeout=30)

@@ -120,18 +120,27 @@ def section_calls(key: str, state_root: Path = paths.STATE) -> list[dict[str, An
     )
 
 
+def book_calls(state_root: Path = paths.STATE) -> list[dict[str, Any]]:
+    """Every call journaled in the book's directory: every section (and the outline), attempt
+    and earlier version included."""
+    return [c for calls in journal_calls(state_root).values() for c in calls]
+
+
 def book_spending(state_root: Path = paths.STATE, simulated: bool = False) -> Spending:
-    """What was spent in the book's directory so far, every section (and the outline), attempt
-    and earlier version included: real money, or (``simulated``) what the simulated calls would
-    have cost."""
-    calls = [c for calls in journal_calls(state_root).values() for c in calls]
-    return spending(calls, simulated)
+    """What was spent in the book's directory so far (``book_calls``): real money, or
+    (``simulated``) what the simulated calls would have cost."""
+    return spending(book_calls(state_root), simulated)
 
 
-def run_spending(config: dict[str, Any], state_root: Path = paths.STATE) -> Spending:
+def run_spending(
+    config: dict[str, Any],
+    state_root: Path = paths.STATE,
+    calls: list[dict[str, Any]] | None = None,
+) -> Spending:
     """The spending a run of ``config`` reports and budgets: real money for a real provider,
-    the simulated calls' would-be cost for the offline simulator."""
-    return book_spending(state_root, is_simulated(config))
+    the simulated calls' would-be cost for the offline simulator. ``calls``: the book's calls
+    (``book_calls``) when the caller has read them already."""
+    return spending(book_calls(state_root) if calls is None else calls, is_simulated(config))
 
 
 def highest_rates(prices: dict[str, Any], model: str) -> Rates | None:

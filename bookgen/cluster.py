@@ -10,6 +10,7 @@ instead, and ``kept_job_logs`` finds the logs the SLURM plugin keeps for failed 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import threading
@@ -24,6 +25,12 @@ from bookgen.progress import announce, read_count
 
 # The SLURM plugin's default --slurm-logdir, relative to the working directory.
 SLURM_LOGDIR = Path(".snakemake") / "slurm_logs"
+SLURM_PLUGIN = "snakemake_executor_plugin_slurm"  # bookgen's `slurm` extra installs it
+
+
+def slurm_plugin_installed() -> bool:
+    """Whether this Python has Snakemake's SLURM executor plugin (``pip install -e '.[slurm]'``)."""
+    return importlib.util.find_spec(SLURM_PLUGIN) is not None
 
 
 def _finished(output: Path) -> dict[str, int]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bookgen import history, paths
-from bookgen.budget import book_spending, journal_calls, run_spending, spending
+from bookgen.budget import book_calls, journal_calls, run_spending, spending
 from bookgen.config import Section, book_fingerprint, section_fingerprint
 from bookgen.locks import section_busy
 from bookgen.pricing import format_usd
@@ -154,8 +154,8 @@ def status_report(
     written here), counted as the cost report counts it; ``estimated_cost_usd`` the calls cut
     before their usage arrived. Both together are what ``budget_usd`` is enforced against in a
     real run (``budget_spent_usd``)."""
-    folder = book_spending(state_root)  # every call journaled in this folder (the budget's)
-    simulated = book_spending(state_root, simulated=True)
+    calls = book_calls(state_root)  # every call journaled in this folder (the budget's)
+    folder, simulated = spending(calls), spending(calls, simulated=True)
     counts: dict[str, int] = {}
     for s in states:
         counts[s.state] = counts.get(s.state, 0) + 1
@@ -164,7 +164,7 @@ def status_report(
         "model": config["model"],
         "simulated_run": is_simulated(config),
         "budget_usd": config.get("budget_usd"),
-        "budget_spent_usd": run_spending(config, state_root).total_usd,
+        "budget_spent_usd": run_spending(config, state_root, calls).total_usd,
         "counts": counts,
         "sections": [s.as_dict() for s in states],
         "totals": {

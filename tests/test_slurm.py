@@ -11,7 +11,6 @@ venv, it would cost every other test's Snakemake start 0.8 s of importing it).
 from __future__ import annotations
 
 import collections
-import importlib.util
 import os
 import re
 import shutil
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from bookgen.cluster import slurm_plugin_installed
 from tests.book import BIN, Book
 from tests.conftest import REPO
 from tests.loopback import LoopbackSimulator
@@ -41,7 +41,7 @@ PROFILE = ("--profile", "profiles/slurm")
 
 def slurm_snakemake() -> tuple[str, ...] | None:
     """A snakemake command with the SLURM executor plugin: this venv's, else ``.venv-slurm``'s."""
-    if importlib.util.find_spec("snakemake_executor_plugin_slurm"):
+    if slurm_plugin_installed():
         return (str(BIN / "snakemake"),)
     other = REPO / ".venv-slurm" / "bin" / "python"
     return (str(other), "-m", "snakemake") if other.exists() else None
