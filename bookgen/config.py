@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -75,19 +76,31 @@ def validate_config(config: dict[str, Any]) -> None:
 
 
 def sections_from_config(config: dict[str, Any]) -> list[Section]:
-    """The section table, in book order, with zero-padded ids."""
-    entries = config["sections"]
-    return [
+    """The section table, in book order, with zero-padded ids. Built once per distinct table:
+    every job of a run asks for it, and a key is a digest of its entry (about 20 ms for 1,000
+    sections, in every job)."""
+    entries = tuple(
+        (e["title"], tuple(e["key_points"]), e["words"], e.get("id")) for e in config["sections"]
+    )
+    try:
+        return list(_section_table(entries))
+    except TypeError:  # an unhashable value (a config not validated yet): build it anyway
+        return list(_section_table.__wrapped__(entries))
+
+
+@functools.lru_cache(maxsize=4)
+def _section_table(entries: tuple[tuple[Any, ...], ...]) -> tuple[Section, ...]:
+    return tuple(
         Section(
             id=paths.section_id(i, len(entries)),
             number=i,
-            title=e["title"].strip(),
-            key_points=tuple(k.strip() for k in e["key_points"]),
-            words=int(e["words"]),
-            key=f"id-{e['id']}" if e.get("id") else "",
+            title=title.strip(),
+            key_points=tuple(k.strip() for k in key_points),
+            words=int(words),
+            key=f"id-{sid}" if sid else "",
         )
-        for i, e in enumerate(entries, start=1)
-    ]
+        for i, (title, key_points, words, sid) in enumerate(entries, start=1)
+    )
 
 
 def resolve_prompt_paths(config: dict[str, Any], workflow_dir: str | Path) -> None:

@@ -45,6 +45,10 @@ class CallJournal:
         ``in_flight()`` says its section is being written right now: then it is left out
         (asked only when the journal has such a call)."""
         lines = _read(self.path)
+        key = str(self.path)
+        settled = _settled.get(key)
+        if settled is not None and settled[0] is lines:
+            return list(settled[1])
         finished = {r["call_id"] for r in lines if "call_id" in r and not r.get("unfinished")}
         open_calls = [r for r in lines if r.get("unfinished") and r["call_id"] not in finished]
         skip_open = bool(open_calls) and in_flight()
@@ -55,12 +59,19 @@ class CallJournal:
                     continue
                 r = {k: v for k, v in r.items() if k != "unfinished"}
             out.append(r)
+        if not open_calls:  # nothing here depends on in_flight(): the same until the file changes
+            _settled[key] = (lines, out)
+            return list(out)
         return out
 
 
 # Parsed journals by path, with the (mtime, size) they were read at: the cost-so-far line and the
 # budget check read every section's journal after every section, and only a few have changed.
 _parsed: dict[str, tuple[int, int, list[dict[str, Any]]]] = {}
+# ``records()`` of journals with no call left open, by path, with the parsed lines they came
+# from: at 1,000 sections, building them again for every section's cost-so-far line took about
+# a tenth of a zero-latency run.
+_settled: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
 
 
 def _read(path: Path) -> list[dict[str, Any]]:

@@ -128,7 +128,7 @@ class Board:
     _keys: dict[str, str] | None = None  # section id: key, of the registered run
     _finished_sids: set[str] = field(default_factory=set)  # their journals changed since
     job_times: dict[str, float] | None = None  # the model's, per pending section; None: ask it
-    _drawn: tuple[float, list[str]] | None = None  # (when, lines) of the last recent_lines
+    _drawn: list[str] | None = None  # the lines of the last redraw
 
     def __post_init__(self) -> None:
         self.t0 = self.clock()
@@ -220,15 +220,20 @@ class Board:
                 self.job_times = {}
         return self.job_times
 
-    def recent_lines(self, max_age_s: float) -> list[str]:
-        """``lines()``, or the same lines again when they were computed less than
-        ``max_age_s`` ago: rich draws the board again for every line printed above it (each
-        "[N/M]" line), and those draws need not compute it again."""
-        now = self.clock()
-        drawn = self._drawn
-        if drawn is None or self.ended or now - drawn[0] >= max_age_s:
-            drawn = self._drawn = (now, self.lines())
-        return drawn[1]
+    def redraw(self) -> None:
+        """Compute the lines ``drawn_lines`` returns (the display's timed refresh, in its own
+        thread). When it fails, the next draw tries again (and the display shows why)."""
+        self._drawn = None
+        self._drawn = self.lines()
+
+    def drawn_lines(self) -> list[str]:
+        """The lines computed at the last ``redraw`` (all of them again once the run has
+        ended). Rich also draws the board under every line printed above it, and the "[N/M]"
+        lines are printed by the job that has just finished a section, on the way to its
+        slot's next request: those draws read no file."""
+        if self._drawn is None or self.ended:
+            self._drawn = self.lines()
+        return self._drawn
 
     def lines(self) -> list[str]:
         """The display as plain text lines (the plugin styles nothing; a test reads these)."""

@@ -13,8 +13,10 @@ this one is part of the bookgen distribution (pyproject.toml), so ``pip install 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from typing import Any
 
 from rich.console import Console
 from rich.live import Live
@@ -25,10 +27,7 @@ from snakemake_interface_logger_plugins.common import LogEvent
 
 from bookgen.live import Board, as_text, is_terminal
 
-REFRESH_PER_S = 2
-# Rich draws the board at each refresh and again under every line printed above it (a
-# "[N/M]" line per section); those extra draws reuse lines up to this old.
-REUSE_S = 0.5 / REFRESH_PER_S
+REFRESH_PER_S = 2  # the board is computed again this often (BoardLive)
 # Events the board shows instead of Snakemake's text for them.
 ON_THE_BOARD = {
     LogEvent.JOB_INFO,
@@ -56,16 +55,30 @@ CHATTER = (
 
 
 class BoardView:
-    """A rich renderable that draws the board's current lines."""
+    """A rich renderable that draws the board's lines (``Board.drawn_lines``)."""
 
     def __init__(self, board: Board) -> None:
         self.board = board
 
     def __rich__(self) -> Text:
         try:
-            return as_text(self.board.recent_lines(REUSE_S))
+            return as_text(self.board.drawn_lines())
         except Exception as e:  # never let a display problem end the refresh thread
             return Text(f"(bookgen display: {e})")
+
+
+class BoardLive(Live):
+    """rich's Live display, whose timed refresh (its own thread) computes the board's lines
+    before it takes the display's lock; the draws under lines printed above it reuse them."""
+
+    def __init__(self, board: Board, **kwargs: Any) -> None:
+        super().__init__(BoardView(board), **kwargs)
+        self.board = board
+
+    def refresh(self) -> None:
+        with contextlib.suppress(Exception):  # BoardView shows it; the refresh thread goes on
+            self.board.redraw()
+        super().refresh()
 
 
 class LogHandler(LogHandlerBase):
@@ -80,12 +93,12 @@ class LogHandler(LogHandlerBase):
         )
         self.plain.setFormatter(DefaultFormatter(s.quiet, s.show_failed_logs))
         self.board: Board | None = None
-        self.live: Live | None = None
+        self.live: BoardLive | None = None
         if is_terminal(self.stream) and not s.dryrun:
             self.board = Board()
             self.console = Console(file=self.stream)
-            self.live = Live(
-                BoardView(self.board),
+            self.live = BoardLive(
+                self.board,
                 console=self.console,
                 refresh_per_second=REFRESH_PER_S,
                 redirect_stdout=is_terminal(sys.stdout),

@@ -108,6 +108,22 @@ def test_calls_in_flight_count_at_their_worst_case_until_journaled(demo_config, 
     end_call("third")
 
 
+def test_journal_records_follow_the_file_and_ask_about_open_calls_each_time(tmp_path):
+    journal = CallJournal(tmp_path / "calls" / "section_01.jsonl")
+    journal.append({**call_record("01", 0.001), "call_id": "a"})
+    journal.records().clear()  # each caller gets a list of its own
+    assert [r["call_id"] for r in journal.records()] == ["a"]
+    journal.begin({**call_record("01", None, status="failed"), "call_id": "b"})
+    busy = True
+    assert [r["call_id"] for r in journal.records(in_flight=lambda: busy)] == ["a"]
+    busy = False  # its process died: the begun call counts as failed
+    assert [r["call_id"] for r in journal.records(in_flight=lambda: busy)] == ["a", "b"]
+    journal.append({**call_record("01", 0.002), "call_id": "b"})
+    calls = journal.records(in_flight=lambda: True)
+    assert [(r["call_id"], r["cost_usd"]) for r in calls] == [("a", 0.001), ("b", 0.002)]
+    assert not any("unfinished" in r for r in calls)
+
+
 def test_simulated_calls_are_never_money(demo_config, tmp_path):
     journal(tmp_path, "01", call_record("01", 0.004, simulated=True), call_record("01", 0.001))
     assert book_spending(tmp_path).cost_usd == pytest.approx(0.001)

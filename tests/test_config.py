@@ -130,6 +130,21 @@ def test_section_ids_widen_for_long_books(demo_config):
     assert ids[0] == "001" and ids[-1] == "120" and ids == sorted(ids)
 
 
+def test_the_section_table_follows_every_edit_of_the_config():
+    entries = [{"title": f"Part {i}", "key_points": ["x"], "words": 100} for i in (1, 2)]
+    config = {"sections": entries}
+    first = sections_from_config(config)
+    assert sections_from_config(config) == first
+    sections_from_config(config).clear()  # each caller gets a list of its own
+    assert sections_from_config(config) == first
+    config["sections"][0]["title"] = "Part one"  # edited in place
+    edited = sections_from_config(config)
+    assert edited[0].title == "Part one" and edited[0].key != first[0].key
+    assert edited[1] == first[1]
+    config["sections"][1]["id"] = "two"
+    assert sections_from_config(config)[1].key == "id-two"
+
+
 def set_peak_hours(config: dict, hours: list[str]) -> dict:
     config["prices"]["deepseek-flash"]["peak"]["hours_utc"] = hours
     return config

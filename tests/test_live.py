@@ -119,24 +119,24 @@ def test_board_rereads_only_the_journals_that_can_have_changed(tmp_path):
     assert board.spent().cost_usd == pytest.approx(0.122)
 
 
-def test_recent_lines_reuses_lines_younger_than_max_age(tmp_path):
-    """Rich draws the board under every printed line: those draws reuse recent lines; once
-    the lines are max_age old, or the run has ended, they are computed again."""
+def test_drawn_lines_are_computed_again_only_at_a_redraw_or_the_end(tmp_path):
+    """Rich draws the board under every printed line, in the job that printed it: those draws
+    reuse the last lines; the display's timed refresh (redraw) and the run's end compute
+    them again."""
     state = tmp_path / ".bookgen"
     clock = FakeClock()
     board = Board(state_root=state, clock=clock, run=RunInfo({}, [], 2))
     board.job_times = {}
     start_count(0, 2, state)
-    assert board.recent_lines(0.25)[0].endswith(
-        "0/2 sections done · 0 running · 2 pending · 0 failed"
-    )
+    assert board.drawn_lines()[0].endswith("0/2 sections done · 0 running · 2 pending · 0 failed")
     with next_count(2, state):
         pass
-    clock.t += 0.2
-    assert "0/2 sections done" in board.recent_lines(0.25)[0]
-    clock.t += 0.05
-    assert "1/2 sections done" in board.recent_lines(0.25)[0]
+    clock.t += 60
+    assert "0/2 sections done" in board.drawn_lines()[0]
+    board.redraw()
+    assert "1/2 sections done" in board.drawn_lines()[0]
     with next_count(2, state):
         pass
+    assert "1/2 sections done" in board.drawn_lines()[0]
     board.end()
-    assert "2/2 sections done" in board.recent_lines(0.25)[0]
+    assert "2/2 sections done" in board.drawn_lines()[0]
