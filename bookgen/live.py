@@ -14,6 +14,7 @@ slots (bookgen.estimate.makespan).
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 import time
@@ -49,6 +50,49 @@ def as_text(lines: list[str]) -> Text:
     """Lines for a display redrawn in place: cropped, not wrapped, in a narrow terminal, so one
     line stays one line."""
     return Text("\n".join(lines), no_wrap=True, overflow="ellipsis")
+
+
+class HeldLines(io.TextIOBase):
+    """``sys.stdout`` while the board is drawn: whole lines written to it are kept until the
+    display prints them above the board (``take``), at its next refresh. The "[N/M]" lines are
+    written by the job that has just finished a section, on the way to its slot's next request:
+    that thread then draws nothing and waits for no display lock."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__()
+        self.stream = stream  # the real stdout, put back when the display ends
+        self._lock = threading.Lock()
+        self._lines: list[str] = []
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            *whole, self._partial = (self._partial + text).split("\n")
+            self._lines.extend(whole)
+        return len(text)
+
+    def take(self, everything: bool = False) -> str:
+        """The whole lines written since the last ``take`` (``everything``: an unfinished last
+        line too), joined, or ""."""
+        with self._lock:
+            lines, self._lines = self._lines, []
+            if everything and self._partial:
+                lines.append(self._partial)
+                self._partial = ""
+        return "\n".join(lines)
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return bool(self.stream.isatty())
+
+    def fileno(self) -> int:
+        return int(self.stream.fileno())
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return str(getattr(self.stream, "encoding", "utf-8"))
 
 
 BAR_WIDTH = 30

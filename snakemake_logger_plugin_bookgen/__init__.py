@@ -25,7 +25,7 @@ from snakemake.logging import ColorizingTextHandler, DefaultFilter, DefaultForma
 from snakemake_interface_logger_plugins.base import LogHandlerBase
 from snakemake_interface_logger_plugins.common import LogEvent
 
-from bookgen.live import Board, as_text, is_terminal
+from bookgen.live import Board, HeldLines, as_text, is_terminal
 
 REFRESH_PER_S = 2  # the board is computed again this often (BoardLive)
 # Events the board shows instead of Snakemake's text for them.
@@ -68,16 +68,39 @@ class BoardView:
 
 
 class BoardLive(Live):
-    """rich's Live display, whose timed refresh (its own thread) computes the board's lines
-    before it takes the display's lock; the draws under lines printed above it reuse them."""
+    """rich's Live display of the board. Its timed refresh (its own thread) computes the
+    board's lines and prints the lines held from stdout (``HeldLines``) above it; draws under
+    other printed lines reuse the last lines."""
 
-    def __init__(self, board: Board, **kwargs: Any) -> None:
-        super().__init__(BoardView(board), **kwargs)
+    def __init__(self, board: Board, hold_stdout: bool, **kwargs: Any) -> None:
+        super().__init__(BoardView(board), redirect_stdout=False, **kwargs)
         self.board = board
+        self.hold_stdout = hold_stdout
+        self.held: HeldLines | None = None
+
+    def start(self, refresh: bool = False) -> None:
+        if self.hold_stdout and not isinstance(sys.stdout, HeldLines):
+            self.held = HeldLines(sys.stdout)
+            sys.stdout = self.held
+        super().start(refresh)
+
+    def stop(self) -> None:
+        super().stop()  # its last refresh prints what is held
+        if self.held is not None:
+            sys.stdout = self.held.stream
+            if rest := self.held.take(everything=True):
+                sys.stdout.write(rest + "\n")
+            self.held = None
+
+    def print_held(self) -> None:
+        """Print the lines held from stdout above the board."""
+        if self.held is not None and (text := self.held.take()):
+            self.console.print(Text.from_ansi(text), soft_wrap=True)
 
     def refresh(self) -> None:
         with contextlib.suppress(Exception):  # BoardView shows it; the refresh thread goes on
             self.board.redraw()
+        self.print_held()
         super().refresh()
 
 
@@ -99,9 +122,9 @@ class LogHandler(LogHandlerBase):
             self.console = Console(file=self.stream)
             self.live = BoardLive(
                 self.board,
+                hold_stdout=is_terminal(sys.stdout),
                 console=self.console,
                 refresh_per_second=REFRESH_PER_S,
-                redirect_stdout=is_terminal(sys.stdout),
                 redirect_stderr=False,
             )
 
@@ -126,6 +149,7 @@ class LogHandler(LogHandlerBase):
             return
         text = self.plain.format(record)
         if text and text != "None":
+            self.live.print_held()  # in the order they came
             self.console.print(Text(text), soft_wrap=True)
 
     def close(self) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
+import threading
 
 import pytest
 
 from bookgen.config import Section
-from bookgen.live import MONEY_EVERY_S, Board, RunInfo, eta_s
+from bookgen.live import MONEY_EVERY_S, Board, HeldLines, RunInfo, eta_s
 from bookgen.progress import ProgressLog, last_progress, next_count, start_count
 from bookgen.usage import zero_usage
 
@@ -140,3 +142,28 @@ def test_drawn_lines_are_computed_again_only_at_a_redraw_or_the_end(tmp_path):
     assert "1/2 sections done" in board.drawn_lines()[0]
     board.end()
     assert "2/2 sections done" in board.drawn_lines()[0]
+
+
+def test_held_lines_keep_whole_lines_for_the_display_to_print():
+    real = io.StringIO()
+    held = HeldLines(real)
+    held.write("[1/2] section_01 done\n[2/2] sec")
+    assert held.take() == "[1/2] section_01 done"
+    assert held.take() == ""
+    held.write("tion_02 done\n")
+    held.write("no newline yet")
+    assert held.take() == "[2/2] section_02 done"
+    assert held.take(everything=True) == "no newline yet"
+    assert real.getvalue() == ""  # the display prints them, the writer does not
+
+    def write(n: int) -> None:  # jobs are threads: each line stays whole
+        for i in range(200):
+            held.write(f"[{n}.{i}] section done\n")
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    lines = held.take().split("\n")
+    assert sorted(lines) == sorted(f"[{n}.{i}] section done" for n in range(4) for i in range(200))
