@@ -84,6 +84,9 @@ class HeldLines(io.TextIOBase):
     def writable(self) -> bool:
         return True
 
+    def __getattr__(self, name: str) -> Any:  # e.g. ``buffer``: bytes go to the real stdout
+        return getattr(self.stream, name)
+
     def isatty(self) -> bool:
         return bool(self.stream.isatty())
 

@@ -4,8 +4,9 @@
 Snakemake's job blocks with one board, redrawn twice a second: sections done / running /
 pending / failed, each running section's tokens so far and tokens per second, the money spent
 so far on the book and an ETA (bookgen.live computes all of it). Errors, warnings and the
-"[N/11] section_NN done" lines still scroll above it. Anywhere else (a pipe, a file, CI, a dry
-run) it prints exactly what Snakemake prints without it.
+"[N/11] section_NN done" lines still scroll above it (lines written to stdout, such as those,
+at its next refresh: the job that writes them draws nothing). Anywhere else (a pipe, a file,
+CI, a dry run) it prints exactly what Snakemake prints without it.
 
 Snakemake finds logger plugins as top-level packages named ``snakemake_logger_plugin_*``;
 this one is part of the bookgen distribution (pyproject.toml), so ``pip install -e .`` brings it.

@@ -155,6 +155,7 @@ def test_held_lines_keep_whole_lines_for_the_display_to_print():
     assert held.take() == "[2/2] section_02 done"
     assert held.take(everything=True) == "no newline yet"
     assert real.getvalue() == ""  # the display prints them, the writer does not
+    assert held.getvalue() == ""  # what it does not have is the real stream's
 
     def write(n: int) -> None:  # jobs are threads: each line stays whole
         for i in range(200):
