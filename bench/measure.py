@@ -573,9 +573,6 @@ def scale(s: Settings, work: Path, log) -> dict[str, Any]:
     return {"rows": rows}
 
 
-BIG_RUNS = ("snakemake", "bookgen", "reference")  # Snakemake's logger, the board, older code
-
-
 def big_run_order(pairs: int, reference: bool) -> list[str]:
     """The big runs in the order they run: ``pairs`` of Snakemake's logger and the board in
     ``abba_order``, the reference in the middle (P B R B P), so a drift of the machine's speed

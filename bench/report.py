@@ -148,7 +148,7 @@ def targets(r: dict[str, Any]) -> list[list[Any]]:
             ]
         )
         if "runs" in b:
-            plain = _plain_wall_s(b)
+            plain = b["plain_wall_s"]
             rows.append(
                 ratio_row(
                     f"4. {b['sections']}-section run, live display / Snakemake's logger "
@@ -169,7 +169,7 @@ def targets(r: dict[str, Any]) -> list[list[Any]]:
                     "(same bench run, both with Snakemake's logger)",
                     ref["ratio"],
                     SCALE_LIMIT,
-                    f" ({_plain_wall_s(b)} s / {ref['wall_s']} s; with the "
+                    f" ({b['plain_wall_s']} s / {ref['wall_s']} s; with the "
                     f"live display: {ref['ratio_default']}"
                     + (f"; CPU: {ref['cpu_ratio']})" if "cpu_ratio" in ref else ")"),
                 )
@@ -563,17 +563,6 @@ def _display(d: dict[str, Any]) -> list[str]:
     ]
 
 
-def _big_run_list(b: dict[str, Any]) -> list[dict[str, Any]]:
-    """The big runs in the order they ran (results before the ABBA order kept one per name)."""
-    runs = b["runs"]
-    return runs if isinstance(runs, list) else [{"name": k, **v} for k, v in runs.items()]
-
-
-def _plain_wall_s(b: dict[str, Any]) -> float:
-    """The big run's mean wall time with Snakemake's logger."""
-    return b.get("plain_wall_s") or b["runs"]["snakemake"]["wall_s"]
-
-
 def _big_runs(b: dict[str, Any]) -> list[str]:
     """Section 4's table of the big runs, one right after the other, in a terminal."""
     labels = {
@@ -600,7 +589,7 @@ def _big_runs(b: dict[str, Any]) -> list[str]:
                     f"{x['terminal_bytes']:,} bytes",
                     x["load1"],
                 ]
-                for x in _big_run_list(b)
+                for x in b["runs"]
             ],
         ),
         "",
