@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,33 +85,43 @@ def test_drop_eof_and_queued_over_the_wire(served: tuple[Simulator, str]) -> Non
 
 
 def test_32_concurrent_streams_and_the_concurrency_limit() -> None:
-    """36 streams started together: 32 served, the rest refused with 429. Streams last seconds
-    (50 tokens/s), so they overlap even on a loaded machine."""
-    sim = Simulator({"tokens_per_s": 50, "concurrency_limit": 32})
+    """36 streams started together: 32 served, the rest refused with 429. A served stream is
+    held open (its first chunk read, then nothing) until every request has its answer, so
+    they overlap however slowly a loaded machine sends them; each would stream for about 13 s
+    (10 tokens/s) if nobody closed it."""
+    sim = Simulator({"tokens_per_s": 10, "concurrency_limit": 32})
     server, port = serve(sim)
     c = loopback_client(f"http://127.0.0.1:{port}/v1")
     results: list[object] = []
     lock = threading.Lock()
     barrier = threading.Barrier(36)
+    answered = threading.Barrier(36, timeout=60)
 
     def work(n: int) -> None:
         barrier.wait()
+        stream = None
         try:
-            _, usage, _ = stream_text(
-                c.chat.completions.create(model=MODEL, messages=messages(n, words=100), **STREAM)
+            stream = c.chat.completions.create(
+                model=MODEL, messages=messages(n, words=100), **STREAM
             )
-            outcome: object = usage.completion_tokens
+            outcome: object = next(iter(stream)).id  # it streams
         except openai.RateLimitError as exc:
             outcome = exc
         with lock:
             results.append(outcome)
+        answered.wait()
+        if stream is not None:
+            stream.close()
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(1, 37)]
     try:
         for t in threads:
             t.start()
         for t in threads:
-            t.join(30)
+            t.join(90)
+        deadline = time.monotonic() + 10  # closed streams are released at their next write
+        while sim.open_requests and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         server.shutdown()
     limited = [r for r in results if isinstance(r, openai.RateLimitError)]
