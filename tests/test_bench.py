@@ -9,7 +9,7 @@ import os
 import sys
 
 from bench import measure, seed
-from bench.measure import abba_order, big_run_order, summarise_big_runs
+from bench.measure import abba_order, big_run_order, summarise_big_runs, summarise_display
 from bench.report import ratio_row, render, seed_section, seed_targets, targets
 from bench.schedule import best_schedule, lower_bound
 from bench.terminal import run_in_terminal
@@ -219,3 +219,40 @@ def test_seed_limit_ratios_and_rendering_from_a_ledger() -> None:
     assert "`--cores 66 --resources api=66` | 3 | 11.0 | 8.0 |" in text
     assert "110 / 18.18 = **6.1 minutes**" in text
     assert "| (b) rep 1 | 44.0 | 0.2 / 0.25 | 0 | 1 (1 calls: part_overlap 1) |" in text
+
+
+def test_the_display_s_handover_pools_every_handover_of_the_reps() -> None:
+    def run(rep: int, logger: str, gaps: list[float]) -> dict:
+        return {
+            "rep": rep,
+            "logger": logger,
+            "handover_gaps_s": gaps,
+            "wall_s": 60.0,
+            "cpu_s": 10.0,
+        }
+
+    # per run, the board looks 10% slower or faster by turns (a drifting machine); pooled,
+    # the two sides' handovers are the same
+    runs = [
+        run(0, "bookgen", [0.044, 0.044, 0.044]),
+        run(0, "snakemake", [0.040, 0.040, 0.040]),
+        run(1, "snakemake", [0.044, 0.044, 0.044]),
+        run(1, "bookgen", [0.040, 0.040, 0.040]),
+        run(2, "bookgen", [0.042, 0.042, 0.042]),
+        run(2, "snakemake", [0.042, 0.042, 0.042]),
+    ]
+    s = summarise_display(runs, 24)
+    assert s["pairs"] == 3 and s["handover_s"] == s["plain_handover_s"] == 0.042
+    assert s["handover_ratio"] == 1.0 and s["wall_ratio"] == 1.0
+    lo, hi = s["handover_ratio_90"]
+    assert lo < 1.0 < hi and hi <= 1.1  # resampling reps: 1.1 when only rep 0 is drawn
+    assert summarise_display(runs, 24) == s  # seeded: the same runs, the same interval
+    # a display that really costs 5 ms per handover shows in every pair and the interval
+    slower = [
+        dict(r, handover_gaps_s=[g + 0.005 for g in r["handover_gaps_s"]])
+        if r["logger"] == "bookgen"
+        else r
+        for r in runs
+    ]
+    s = summarise_display(slower, 24)
+    assert s["handover_ratio"] == round(0.047 / 0.042, 3) and s["handover_ratio_90"][0] > 1.0
