@@ -1,10 +1,10 @@
 """The seed's design, as a baseline: N worker threads, each writing one section at a time.
 
-Same prompts (``bookgen.prompts``), same client (``bookgen.client``), same endpoint as the
-book; no build graph, no journal, no cache, no report. A long section (``planning.min_words``)
-is planned first and then written in parts one after another, each seeing the text so far, as
-the seed did (the plan and the parts as ``bookgen.planning`` makes and groups them). Run it the
-way the original tool ran:
+Same prompts (``bookgen.writing.prompts``), same client (``bookgen.provider.client``), same
+endpoint as the book; no build graph, no journal, no cache, no report. A long section
+(``planning.min_words``) is planned first and then written in parts one after another, each seeing
+the text so far, as the seed did (the plan and the parts as ``bookgen.writing.planning`` makes and
+groups them). Run it the way the original tool ran:
 
     python -m bench.baseline --book DIR --workers 2
 
@@ -23,11 +23,11 @@ from typing import Any
 
 import yaml
 
-from bookgen.client import make_client, stream_call
 from bookgen.config import Section, resolve_prompt_paths, sections_from_config, template_text
-from bookgen.planning import check_plan, group_parts, is_planned, joined, normalise_plan
-from bookgen.prompts import part_messages, plan_messages, planned_task, section_messages
-from bookgen.structured import JSON_MODE, parse_reply
+from bookgen.provider.client import make_client, stream_call
+from bookgen.writing.planning import check_plan, group_parts, is_planned, joined, normalise_plan
+from bookgen.writing.prompts import part_messages, plan_messages, planned_task, section_messages
+from bookgen.writing.structured import JSON_MODE, parse_reply
 
 
 def load_book_config(book: Path) -> dict[str, Any]:

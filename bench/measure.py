@@ -204,9 +204,9 @@ def latency_config(s: Settings) -> dict[str, Any]:
 
 def reply_tokens(words: int) -> int:
     """Output tokens the simulator writes for a bench section of ``words`` (one real request)."""
-    from bookgen.client import make_client, stream_call
     from bookgen.config import sections_from_config, template_text
-    from bookgen.prompts import section_messages
+    from bookgen.provider.client import make_client, stream_call
+    from bookgen.writing.prompts import section_messages
     from tests.conftest import load_config
 
     config = load_config({"provider": "simulator", "sections": bench_sections(3, words)})
@@ -499,7 +499,9 @@ def run_imports(tries: int = 3) -> dict[str, Any]:
     """What a run imports once, before its first request (``python -X importtime``), fastest
     run: Snakemake, and the modules the section jobs use (they run in its threads; ``openai``
     is imported by the first request)."""
-    code = "import snakemake.api, snakemake.cli\nimport bookgen.jobs, bookgen.section, openai"
+    code = (
+        "import snakemake.api, snakemake.cli\nimport bookgen.jobs, bookgen.writing.section, openai"
+    )
     best: dict[str, Any] | None = None
     for _ in range(tries):
         t0 = time.monotonic()

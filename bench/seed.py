@@ -25,12 +25,17 @@ from typing import Any
 
 from bench.measure import Timed, _max_overlap, clean, loopback_overrides, run_baseline, run_bookgen
 from bench.schedule import best_schedule
-from bookgen.client import make_client, stream_call
-from bookgen.cluster import slurm_plugin_installed
 from bookgen.config import sections_from_config, template_text
-from bookgen.planning import check_plan, group_parts, normalise_plan
-from bookgen.prompts import parallel_part_messages, plan_messages, planned_task, section_messages
-from bookgen.structured import JSON_MODE, parse_reply
+from bookgen.provider.client import make_client, stream_call
+from bookgen.run.cluster import slurm_plugin_installed
+from bookgen.writing.planning import check_plan, group_parts, normalise_plan
+from bookgen.writing.prompts import (
+    parallel_part_messages,
+    plan_messages,
+    planned_task,
+    section_messages,
+)
+from bookgen.writing.structured import JSON_MODE, parse_reply
 from tests.book import Book
 from tests.conftest import load_config
 from tests.loopback import LoopbackSimulator

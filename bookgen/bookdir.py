@@ -32,7 +32,7 @@ def config_files(workflow_dir: str | Path) -> list[Path]:
 def book_layer(workflow_dir: str | Path, command_line: dict[str, Any]) -> dict[str, Any]:
     """What the book sets itself over the workflow's config: its directory's own config file
     (``config_files``), then the command line (``--configfile``, ``--config``). A ``topic`` here
-    replaces the workflow config's ``sections`` (bookgen.outline.apply_topic_layering)."""
+    replaces the workflow config's ``sections`` (bookgen.writing.outline.apply_topic_layering)."""
     layer: dict[str, Any] = {}
     for path in config_files(workflow_dir)[1:]:
         update_config(layer, yaml.safe_load(path.read_text(encoding="utf-8")) or {})

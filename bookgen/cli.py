@@ -4,7 +4,7 @@ Each reads the config the way ``snakemake`` does (the workflow's ``config/config
 book directory's own when it has one, then each ``--configfile``, then ``--config key=value``)
 and validates it the same way. None calls the API
 or needs a key: ``estimate`` and ``status`` only read files; ``reprice`` rewrites the recorded
-costs (bookgen.reprice).
+costs (bookgen.money.reprice).
 
 Each subcommand imports what it uses (Snakemake's CLI alone takes 0.7 s), so ``bookgen --help``
 and a mistyped argument answer in a quarter of a second; no import circle is involved.
@@ -48,11 +48,11 @@ def load_book_config(
     from snakemake.utils import update_config
 
     from bookgen.bookdir import book_layer, config_files
-    from bookgen.budget import check_budget_config
     from bookgen.config import check_config, resolve_prompt_paths, validate_config
-    from bookgen.outline import apply_topic_layering
-    from bookgen.prompts import check_templates
+    from bookgen.money.budget import check_budget_config
     from bookgen.simulator import validate_config as validate_simulator_config
+    from bookgen.writing.outline import apply_topic_layering
+    from bookgen.writing.prompts import check_templates
 
     workflow = workflow or Path.cwd()
     config: dict[str, Any] = {}
@@ -87,7 +87,7 @@ def book_table(config: dict[str, Any]) -> tuple[list[Section], str | None]:
     """The sections, and a note when a topic's outline is not written yet: then the estimate
     assumes ``section_count`` sections of ``section_words`` words each."""
     from bookgen import paths
-    from bookgen.outline import book_sections, topic_mode
+    from bookgen.writing.outline import book_sections, topic_mode
 
     if not topic_mode(config) or paths.outline_file().exists():
         return book_sections(config), None
@@ -120,8 +120,8 @@ def profile_defaults(workflow: Path) -> tuple[int, int | None]:
 
 
 def cmd_estimate(args: argparse.Namespace, config: dict[str, Any]) -> str:
-    from bookgen.estimate import estimate_book, render_estimate
-    from bookgen.status import section_states
+    from bookgen.money.estimate import estimate_book, render_estimate
+    from bookgen.run.status import section_states
 
     sections, note = book_table(config)
     cores, api = profile_defaults(args.workflow)
@@ -136,8 +136,8 @@ def cmd_estimate(args: argparse.Namespace, config: dict[str, Any]) -> str:
 
 
 def cmd_status(args: argparse.Namespace, config: dict[str, Any]) -> str:
-    from bookgen.status import render_status, section_states, status_report
-    from bookgen.watch import Watch, watch
+    from bookgen.run.status import render_status, section_states, status_report
+    from bookgen.run.watch import Watch, watch
 
     def read() -> dict[str, Any]:
         sections, note = book_table(config)  # a topic's outline may appear during the run
@@ -160,10 +160,10 @@ def cmd_status(args: argparse.Namespace, config: dict[str, Any]) -> str:
 
 
 def cmd_reprice(args: argparse.Namespace, config: dict[str, Any]) -> str:
-    from bookgen.budget import book_spending
-    from bookgen.outline import cost_report_inputs
-    from bookgen.pricing import format_usd
-    from bookgen.reprice import reprice_book
+    from bookgen.money.budget import book_spending
+    from bookgen.money.pricing import format_usd
+    from bookgen.money.reprice import reprice_book
+    from bookgen.writing.outline import cost_report_inputs
 
     sections, note = book_table(config)
     hold_run_lock()  # no run may append to a journal while it is rewritten

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from bookgen import paths
-from bookgen.pricing import window_bounds
-from bookgen.redact import looks_like_key
-from bookgen.usage import load_schema
+from bookgen.money.pricing import window_bounds
+from bookgen.money.usage import load_schema
+from bookgen.provider.redact import looks_like_key
 from bookgen.validation import explain, first_error
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"

@@ -15,15 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from bookgen import paths
-from bookgen.book import BookFormatError, write_book_md, write_format
-from bookgen.cluster import slurm_job_line
-from bookgen.outline import book_sections, write_outline
-from bookgen.parts import run_part_job, run_plan_job
-from bookgen.pricing import format_usd
-from bookgen.progress import ProgressLog, announce
-from bookgen.quality_report import write_quality_report
-from bookgen.report import book_cost_report, save_cost_report
-from bookgen.section import SectionFailed, SectionJob, run_section_job
+from bookgen.formats.book import BookFormatError, write_book_md, write_format
+from bookgen.money.pricing import format_usd
+from bookgen.money.report import book_cost_report, save_cost_report
+from bookgen.run.cluster import slurm_job_line
+from bookgen.run.progress import ProgressLog, announce
+from bookgen.writing.errors import SectionFailed
+from bookgen.writing.outline import book_sections, write_outline
+from bookgen.writing.parts import run_part_job, run_plan_job
+from bookgen.writing.quality_report import write_quality_report
+from bookgen.writing.section import SectionJob, run_section_job
 
 
 class JobFailed(Exception):
@@ -31,7 +32,7 @@ class JobFailed(Exception):
 
 
 def section(config: dict[str, Any], sid: str, params: Any, output: Any, log: Any) -> None:
-    """Rule ``section``: write one section and its usage file (bookgen.section)."""
+    """Rule ``section``: write one section and its usage file (bookgen.writing.section)."""
     sections = book_sections(config)
     job = SectionJob(
         config=config,
@@ -77,7 +78,7 @@ def _planned_job(config: dict[str, Any], key: str, params: Any, **paths_: Any) -
 
 
 def plan(config: dict[str, Any], key: str, params: Any, output: Any, log: Any) -> None:
-    """Checkpoint ``plan``: a planned section's plan (bookgen.parts)."""
+    """Checkpoint ``plan``: a planned section's plan (bookgen.writing.parts)."""
 
     plan_file = Path(output.plan)
     job = _planned_job(config, key, params, out_md=plan_file, out_usage=plan_file, log=Path(log[0]))
@@ -89,7 +90,7 @@ def plan(config: dict[str, Any], key: str, params: Any, output: Any, log: Any) -
 
 
 def part(config: dict[str, Any], key: str, number: int, params: Any, output: Any, log: Any) -> None:
-    """Rule ``part``: one part of a planned section (bookgen.parts)."""
+    """Rule ``part``: one part of a planned section (bookgen.writing.parts)."""
     job = _planned_job(
         config,
         key,
@@ -107,7 +108,7 @@ def part(config: dict[str, Any], key: str, number: int, params: Any, output: Any
 
 
 def outline(config: dict[str, Any], output: Any, log: Any) -> None:
-    """Checkpoint ``outline``: the outline from the topic (bookgen.outline)."""
+    """Checkpoint ``outline``: the outline from the topic (bookgen.writing.outline)."""
 
     on_cluster_node(Path(log[0]), "outline")
     try:
@@ -119,7 +120,7 @@ def outline(config: dict[str, Any], output: Any, log: Any) -> None:
 def cost_report(config: dict[str, Any], input: Any, output: Any, params: Any, log: Any) -> None:
     """Rule ``cost_report``: merge the usage files, and every journaled call no usage file
     lists (earlier versions, removed sections), so the total is what the book cost
-    (bookgen.report)."""
+    (bookgen.money.report)."""
     report = book_cost_report(list(input), params.title, book_sections(config))
     save_cost_report(report, output.json, output.md)
     t = report["totals"]
@@ -138,7 +139,8 @@ def cost_report(config: dict[str, Any], input: Any, output: Any, params: Any, lo
 
 
 def quality_report(config: dict[str, Any], input: Any, output: Any, log: Any) -> None:
-    """Rule ``quality_report``: checks, overlaps and uncovered items (bookgen.quality_report)."""
+    """Rule ``quality_report``: checks, overlaps and uncovered items
+    (bookgen.writing.quality_report)."""
 
     report = write_quality_report(
         config,
@@ -168,7 +170,7 @@ def quality_report(config: dict[str, Any], input: Any, output: Any, log: Any) ->
 
 
 def book_md(config: dict[str, Any], input: Any, output: Any, log: Any) -> None:
-    """Rule ``book_md``: assemble the sections into ``book.md`` (bookgen.book)."""
+    """Rule ``book_md``: assemble the sections into ``book.md`` (bookgen.formats.book)."""
     sections = book_sections(config)
     simulated = {
         s.id
@@ -180,7 +182,7 @@ def book_md(config: dict[str, Any], input: Any, output: Any, log: Any) -> None:
 
 
 def book_format(fmt: str, input: Any, output: Any, log: Any) -> None:
-    """Rule ``book_format``: ``book.md`` to HTML, EPUB or PDF (bookgen.book)."""
+    """Rule ``book_format``: ``book.md`` to HTML, EPUB or PDF (bookgen.formats.book)."""
     try:
         write_format(Path(input[0]), fmt, Path(output[0]))
     except BookFormatError as e:

@@ -4,10 +4,8 @@ import inspect
 import sys
 from pathlib import Path
 
-from bookgen import history, interrupt, jobs, live, paths, planning
+from bookgen import interrupt, jobs, paths
 from bookgen.bookdir import book_layer
-from bookgen.budget import check_budget_config, exhausted_message
-from bookgen.cluster import ProgressWatcher, kept_job_logs, slurm_job_line, stop_when_orphaned
 from bookgen.config import (
     ConfigError,
     book_fingerprint,
@@ -18,7 +16,14 @@ from bookgen.config import (
     validate_config,
 )
 from bookgen.locks import LockBusy, hold_run_lock
-from bookgen.outline import (
+from bookgen.money.budget import check_budget_config, exhausted_message
+from bookgen.run import live
+from bookgen.run.cluster import ProgressWatcher, kept_job_logs, slurm_job_line, stop_when_orphaned
+from bookgen.run.progress import start_count
+from bookgen.run.status import failure_summary
+from bookgen.simulator import validate_config as validate_simulator_config
+from bookgen.writing import history, planning
+from bookgen.writing.outline import (
     apply_topic_layering,
     book_sections,
     cost_report_inputs,
@@ -27,10 +32,7 @@ from bookgen.outline import (
     section_index,
     topic_mode,
 )
-from bookgen.progress import start_count
-from bookgen.prompts import check_templates
-from bookgen.simulator import validate_config as validate_simulator_config
-from bookgen.status import failure_summary
+from bookgen.writing.prompts import check_templates
 
 try:
     validate_config(config)
@@ -87,7 +89,7 @@ def section_files():
 
 
 def usage_files():
-    """Every usage file the cost report merges (bookgen.outline.cost_report_inputs)."""
+    """Every usage file the cost report merges (bookgen.writing.outline.cost_report_inputs)."""
     if TOPIC_MODE:
         return lambda wildcards: [
             str(p) for p in cost_report_inputs(config, current_sections())
@@ -156,7 +158,7 @@ def known_section_ids():
 
 @presigned
 def section_inputs(wildcards):
-    """A planned section's plan and parts (bookgen.parts); nothing for the others. In topic
+    """A planned section's plan and parts (bookgen.writing.parts); nothing for the others. In topic
     mode a section job waits for the outline checkpoint (section_of asks it), but the outline
     is deliberately not an input file: editing one entry must not regenerate every section."""
     section = section_of(wildcards)
@@ -183,7 +185,7 @@ def on_start(workflow):
     """Before any job: stop if a section needs the API and no key is set; clear old halts;
     take the run lock; start the count of finished sections; make Ctrl-C stop the sections in
     flight (bookgen.interrupt). When the jobs run on a cluster, print each finished section here
-    (bookgen.cluster)."""
+    (bookgen.run.cluster)."""
     needrun = [j for j in workflow.dag.needrun_jobs() if j.rule.name in ("section", "outline")]
     writes_sections = bool(needrun)
     message = missing_api_key_message(config) if writes_sections else None

@@ -3,7 +3,7 @@
 ``snakemake --logger bookgen`` (the workflow profile sets it). In a terminal it replaces
 Snakemake's job blocks with one board, redrawn twice a second: sections done / running /
 pending / failed, each running section's tokens so far and tokens per second, the money spent
-so far on the book and an ETA (bookgen.live computes all of it). Errors, warnings and the
+so far on the book and an ETA (bookgen.run.live computes all of it). Errors, warnings and the
 "[N/11] section_NN done" lines still scroll above it (lines written to stdout, such as those,
 at its next refresh: the job that writes them draws nothing). Anywhere else (a pipe, a file,
 CI, a dry run) it prints exactly what Snakemake prints without it.
@@ -26,7 +26,7 @@ from snakemake.logging import ColorizingTextHandler, DefaultFilter, DefaultForma
 from snakemake_interface_logger_plugins.base import LogHandlerBase
 from snakemake_interface_logger_plugins.common import LogEvent
 
-from bookgen.live import Board, HeldLines, as_text, is_terminal
+from bookgen.run.live import Board, HeldLines, as_text, is_terminal
 
 REFRESH_PER_S = 2  # the board is computed again this often (BoardLive)
 # Events the board shows instead of Snakemake's text for them.

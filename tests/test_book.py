@@ -12,8 +12,8 @@ from xml.etree import ElementTree
 
 import pytest
 
-from bookgen.book import find_headings, markdown_to_html, normalise_section
 from bookgen.config import Section
+from bookgen.formats.book import find_headings, markdown_to_html, normalise_section
 from tests.book import Book, short_sections
 
 SMALL = {"sections": short_sections(350), "formats": ["html", "epub", "pdf"]}
@@ -235,8 +235,8 @@ def test_estimate_after_some_sections_uses_their_measurements(built):
 
 
 def test_the_title_page_names_the_simulated_sections(demo_config):
-    from bookgen.book import assemble_book
     from bookgen.config import sections_from_config
+    from bookgen.formats.book import assemble_book
 
     sections = sections_from_config(demo_config)[:3]
     texts = [f"Text of {s.title}.\n" for s in sections]

@@ -7,16 +7,17 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from bookgen import history, paths
+from bookgen import paths
 from bookgen.bookdir import book_layer, config_files
-from bookgen.budget import book_spending, journal_calls
 from bookgen.cli import load_book_config, workflow_dir
 from bookgen.config import book_fingerprint, section_fingerprint, sections_from_config
 from bookgen.fsutil import atomic_write_json, atomic_write_text
-from bookgen.outline import cost_report_inputs, topic_mode
-from bookgen.report import EARLIER_TITLE, build_cost_report, earlier_calls, render_markdown
-from bookgen.status import section_states, status_report
-from bookgen.usage import sum_calls
+from bookgen.money.budget import book_spending, journal_calls
+from bookgen.money.report import EARLIER_TITLE, build_cost_report, earlier_calls, render_markdown
+from bookgen.money.usage import sum_calls
+from bookgen.run.status import section_states, status_report
+from bookgen.writing import history
+from bookgen.writing.outline import cost_report_inputs, topic_mode
 from tests.conftest import REPO
 from tests.test_budget import call_record, journal
 

@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bookgen.book import (
+from bookgen.config import sections_from_config
+from bookgen.formats.book import (
     assemble_book,
     html_to_pdf,
     split_title_block,
     write_book_md,
     write_format,
 )
-from bookgen.config import sections_from_config
-from bookgen.sanitise import sanitise
+from bookgen.formats.sanitise import sanitise
 from tests.conftest import load_config
 
 TITLE = "Tides and Coasts"

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bookgen.budget import (
+from bookgen.config import ConfigError
+from bookgen.fsutil import append_line
+from bookgen.money.budget import (
     BudgetReached,
     begin_call,
     book_spending,
@@ -23,10 +25,8 @@ from bookgen.budget import (
     total_spending,
     worst_case_usd,
 )
-from bookgen.config import ConfigError
-from bookgen.fsutil import append_line
-from bookgen.journal import CallJournal
-from bookgen.usage import zero_usage
+from bookgen.money.usage import zero_usage
+from bookgen.provider.journal import CallJournal
 from tests.book import Book, pending_sections, short_sections
 from tests.conftest import load_config
 from tests.loopback import LoopbackSimulator
@@ -44,7 +44,7 @@ PROGRESS_RE = re.compile(
 
 
 def call_record(sid: str, cost: float | None, status: str = "ok", simulated: bool = False) -> dict:
-    """A journal entry as bookgen.section writes it."""
+    """A journal entry as bookgen.writing.section writes it."""
     return {
         "section": sid,
         "status": status,
@@ -134,8 +134,8 @@ def test_simulated_calls_are_never_money(demo_config, tmp_path):
 
 
 def test_a_run_whose_budget_is_used_up_starts_no_section(demo_config, tmp_path):
-    from bookgen.budget import exhausted_message
     from bookgen.config import sections_from_config
+    from bookgen.money.budget import exhausted_message
 
     sections = sections_from_config(demo_config)
     journal(tmp_path, "01", call_record("01", 0.0095))
@@ -155,7 +155,7 @@ def test_budget_without_a_price_is_a_config_error():
 
 
 def test_progress_line_format():
-    from bookgen.budget import Spending
+    from bookgen.money.budget import Spending
 
     line = progress_line("04", 3, 11, Spending(0.0456, 24_500, 5, 0))
     assert line == "[3/11] section_04 done · $0.0456 so far (24,500 tokens)"

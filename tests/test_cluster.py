@@ -1,4 +1,4 @@
-"""bookgen.cluster without Snakemake or SLURM: the main process's progress lines for sections
+"""bookgen.run.cluster without Snakemake or SLURM: the main process's progress lines for sections
 that jobs elsewhere finish, and the SLURM logs kept for failed sections."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ import os
 from pathlib import Path
 
 from bookgen import paths
-from bookgen.cluster import ProgressWatcher, kept_job_logs, slurm_job_line
 from bookgen.config import sections_from_config
 from bookgen.fsutil import atomic_write_json, atomic_write_text
-from bookgen.progress import start_count
-from bookgen.status import failure_summary
+from bookgen.run.cluster import ProgressWatcher, kept_job_logs, slurm_job_line
+from bookgen.run.progress import start_count
+from bookgen.run.status import failure_summary
 from tests.test_budget import call_record, journal
 
 IDS = ["01", "02", "03"]
@@ -97,7 +97,8 @@ def test_the_slurm_job_line_comes_from_the_environment(monkeypatch):
 ORPHAN = """
 import os, sys, time
 sys.path.insert(0, {repo!r})
-from bookgen import cluster, interrupt
+from bookgen import interrupt
+from bookgen.run import cluster
 
 if os.fork():  # the job step that started the section job, cancelled: it dies
     time.sleep(0.5)

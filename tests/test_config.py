@@ -17,7 +17,7 @@ from bookgen.config import (
     sections_from_config,
     validate_config,
 )
-from bookgen.prompts import check_templates
+from bookgen.writing.prompts import check_templates
 from tests.conftest import REPO
 
 

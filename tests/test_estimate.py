@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 import pytest
 
 from bookgen.config import sections_from_config
-from bookgen.estimate import estimate_book, makespan, pending_job_times, render_estimate
-from bookgen.pricing import format_usd
-from bookgen.status import SectionState
+from bookgen.money.estimate import estimate_book, makespan, pending_job_times, render_estimate
+from bookgen.money.pricing import format_usd
+from bookgen.run.status import SectionState
 from tests.book import Book, pending_sections
 from tests.conftest import load_config
 
@@ -145,7 +145,7 @@ SATURDAY = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)  # off-peak
 
 
 def state(sid: str, usage: dict | None = None) -> SectionState:
-    """A section as bookgen.status would describe it: pending, or done with ``usage``."""
+    """A section as bookgen.run.status would describe it: pending, or done with ``usage``."""
     return SectionState(
         id=sid,
         title="",

@@ -11,18 +11,19 @@ from pathlib import Path
 import pytest
 
 from bookgen import paths
-from bookgen.client import make_client, stream_call
 from bookgen.config import (
     book_fingerprint,
     section_fingerprint,
     sections_from_config,
     template_text,
 )
-from bookgen.prompts import continuation_messages, section_messages
-from bookgen.request_identity import request_key
-from bookgen.section import SectionFailed, SectionJob, SectionWriter, run_section_job
+from bookgen.money.usage import TOKEN_FIELDS, sum_calls
+from bookgen.provider.client import make_client, stream_call
+from bookgen.provider.request_identity import request_key
 from bookgen.simulator import Simulator, serve
-from bookgen.usage import TOKEN_FIELDS, sum_calls
+from bookgen.writing.errors import SectionFailed
+from bookgen.writing.prompts import continuation_messages, section_messages
+from bookgen.writing.section import SectionJob, SectionWriter, run_section_job
 from tests.conftest import load_config
 
 SMALL = [

@@ -8,8 +8,7 @@ import json
 import jsonschema
 import pytest
 
-from bookgen import history, paths
-from bookgen.budget import journal_calls
+from bookgen import paths
 from bookgen.config import (
     ConfigError,
     book_fingerprint,
@@ -18,10 +17,12 @@ from bookgen.config import (
     sections_from_config,
 )
 from bookgen.fsutil import append_line, atomic_write_json, atomic_write_text
-from bookgen.journal import CallJournal
-from bookgen.report import EARLIER_TITLE, build_cost_report, earlier_calls, render_markdown
+from bookgen.money.budget import journal_calls
+from bookgen.money.report import EARLIER_TITLE, build_cost_report, earlier_calls, render_markdown
+from bookgen.money.usage import TOKEN_FIELDS, sum_calls, validate
+from bookgen.provider.journal import CallJournal
 from bookgen.simulator import Simulator
-from bookgen.usage import TOKEN_FIELDS, sum_calls, validate
+from bookgen.writing import history
 from tests.book import FAST, Book
 from tests.test_budget import call_record
 from tests.test_scale import small_sections

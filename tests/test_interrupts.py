@@ -11,9 +11,9 @@ import signal
 import subprocess
 import time
 
-from bookgen.journal import CallJournal
-from bookgen.pricing import format_usd
-from bookgen.section import UNFINISHED_CALL
+from bookgen.money.pricing import format_usd
+from bookgen.provider.journal import CallJournal
+from bookgen.writing.section import UNFINISHED_CALL
 from tests.book import Book
 from tests.loopback import LoopbackSimulator
 

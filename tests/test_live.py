@@ -1,4 +1,4 @@
-"""The live board's numbers (bookgen.live), without Snakemake: events in, lines out."""
+"""The live board's numbers (bookgen.run.live), without Snakemake: events in, lines out."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import threading
 import pytest
 
 from bookgen.config import Section
-from bookgen.live import MONEY_EVERY_S, Board, HeldLines, RunInfo, eta_s
-from bookgen.progress import ProgressLog, last_progress, next_count, start_count
-from bookgen.usage import zero_usage
+from bookgen.money.usage import zero_usage
+from bookgen.run.live import MONEY_EVERY_S, Board, HeldLines, RunInfo, eta_s
+from bookgen.run.progress import ProgressLog, last_progress, next_count, start_count
 
 
 class FakeClock:

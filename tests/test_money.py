@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bookgen.journal import CallJournal
+from bookgen.provider.journal import CallJournal
 from tests.book import Book, pending_sections, short_sections
 from tests.loopback import LoopbackSimulator
 from tests.test_topic import SMALL_TOPIC
@@ -80,8 +80,8 @@ def test_a_reply_replays_only_for_the_endpoint_that_sold_it(tmp_path):
         paid = len(a.ledger()["entries"])
         first = book.file("output/section_05.md").read_text()
 
-        # Without its kept text (bookgen.history would restore the deleted file with no request
-        # at all), the rebuild sends the same requests again: they replay.
+        # Without its kept text (bookgen.writing.history would restore the deleted file with no
+        # request at all), the rebuild sends the same requests again: they replay.
         book.forget_kept_texts()
         book.file("output/section_05.md").unlink()
         proc = book.run("--cores", "2", env=KEY)
@@ -105,7 +105,7 @@ def test_a_reply_replays_only_for_the_endpoint_that_sold_it(tmp_path):
 
 
 def test_cache_key_never_holds_credentials_and_ignores_spelling(tmp_path):
-    from bookgen.request_identity import endpoint, request_key
+    from bookgen.provider.request_identity import endpoint, request_key
 
     config = {"provider": "deepseek", "base_url": "https://user:sk-secret@API.deepseek.com:443/"}
     assert endpoint(config) == "https://api.deepseek.com"
@@ -124,8 +124,8 @@ KILLED_AFTER_THE_REPLY = """
 import os, signal, sys
 from pathlib import Path
 sys.path.insert(0, {repo!r})
-from bookgen.journal import CallJournal
-from bookgen.section import SectionWriter
+from bookgen.provider.journal import CallJournal
+from bookgen.writing.section import SectionWriter
 from tests.test_faults import Sleeps, make_job
 
 
@@ -149,7 +149,7 @@ def test_a_reply_is_never_bought_twice_across_a_kill(tmp_path):
     import subprocess
     import sys
 
-    from bookgen.section import SectionWriter
+    from bookgen.writing.section import SectionWriter
     from tests.conftest import REPO
     from tests.test_faults import Sleeps, ledger, make_job
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import re
 
-from bookgen.planning import group_parts
-from bookgen.prompts import parallel_part_messages, plan_messages, planned_task
-from bookgen.quality import Context, check_part_overlap, check_seams, join_parts
-from bookgen.section import SectionWriter
+from bookgen.writing.planning import group_parts
+from bookgen.writing.prompts import parallel_part_messages, plan_messages, planned_task
+from bookgen.writing.quality import Context, check_part_overlap, check_seams, join_parts
+from bookgen.writing.section import SectionWriter
 from tests.book import Book
 from tests.conftest import load_config
 from tests.test_faults import Sleeps

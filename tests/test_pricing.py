@@ -6,7 +6,14 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from bookgen.pricing import call_costs, cost_usd, is_peak, off_peak_at, rates_for, window_bounds
+from bookgen.money.pricing import (
+    call_costs,
+    cost_usd,
+    is_peak,
+    off_peak_at,
+    rates_for,
+    window_bounds,
+)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 
-from bookgen.progress import next_count, start_count
+from bookgen.run.progress import next_count, start_count
 from tests.book import FAST, Book, short_sections
 from tests.conftest import REPO
 
@@ -37,7 +37,7 @@ def test_processes_share_the_count(tmp_path):
     """Jobs are processes of their own with --workflow-profile none or a cluster executor."""
     start_count(0, 40, tmp_path)
     code = (
-        "import sys; from pathlib import Path; from bookgen.progress import next_count\n"
+        "import sys; from pathlib import Path; from bookgen.run.progress import next_count\n"
         "for _ in range(10):\n"
         "    with next_count(40, Path(sys.argv[1])) as n: print(n, flush=True)\n"
     )

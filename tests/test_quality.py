@@ -7,9 +7,10 @@ import pytest
 
 from bookgen.config import ConfigError, check_config, sections_from_config, template_text
 from bookgen.config import validate_config as validate_book_config
-from bookgen.outline import apply_topic_layering
-from bookgen.prompts import fixed_prompt_texts
-from bookgen.quality import (
+from bookgen.simulator import content, defects, validate_config
+from bookgen.writing.outline import apply_topic_layering
+from bookgen.writing.prompts import fixed_prompt_texts
+from bookgen.writing.quality import (
     CHECKS,
     Context,
     check_section,
@@ -17,8 +18,7 @@ from bookgen.quality import (
     fix_heading_levels,
     strip_chatter,
 )
-from bookgen.quality_report import build_quality_report, render_markdown
-from bookgen.simulator import content, defects, validate_config
+from bookgen.writing.quality_report import build_quality_report, render_markdown
 from tests.conftest import load_config
 
 SEED = {"seed": 0, "model": "deepseek-flash", "words_factor": 1.0}
@@ -198,7 +198,7 @@ def test_simulator_defect_rules_are_validated():
 def test_overlap_summary_equals_ranking_every_pair():
     from itertools import combinations
 
-    from bookgen.quality_report import TOP_PAIRS, summarise_overlaps
+    from bookgen.writing.quality_report import TOP_PAIRS, summarise_overlaps
 
     ids = [f"{i:02d}" for i in range(1, 9)]
     values = [round((i * 37 % 11) / 10, 1) for i in range(28)]  # ties included

@@ -20,7 +20,7 @@ from bookgen.config import (
     section_fingerprint,
     sections_from_config,
 )
-from bookgen.outline import outline_fingerprint
+from bookgen.writing.outline import outline_fingerprint
 from tests.book import Book, pending_sections
 from tests.conftest import REPO, load_config
 from tests.test_topic import SMALL_TOPIC

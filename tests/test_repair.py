@@ -10,13 +10,14 @@ import pytest
 
 from bookgen import paths
 from bookgen.config import ConfigError, template_text
-from bookgen.outline import book_sections, write_outline
-from bookgen.planning import group_parts
-from bookgen.prompts import part_messages, planned_task, section_messages
-from bookgen.repair import QualityFailed
-from bookgen.request_identity import request_key
-from bookgen.section import SectionFailed, SectionWriter, run_section_job
+from bookgen.provider.request_identity import request_key
 from bookgen.simulator import Simulator
+from bookgen.writing.errors import SectionFailed
+from bookgen.writing.outline import book_sections, write_outline
+from bookgen.writing.planning import group_parts
+from bookgen.writing.prompts import part_messages, planned_task, section_messages
+from bookgen.writing.repair import QualityFailed
+from bookgen.writing.section import SectionWriter, run_section_job
 from tests.conftest import load_config
 from tests.test_faults import Sleeps, make_job
 from tests.test_quality import TIDES

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bookgen.report import build_cost_report, render_markdown
-from bookgen.section import SectionWriter
+from bookgen.money.report import build_cost_report, render_markdown
+from bookgen.writing.section import SectionWriter
 from tests.test_faults import Sleeps, make_job
 
 

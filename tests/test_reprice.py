@@ -10,8 +10,8 @@ import os
 import pytest
 
 from bookgen.fsutil import append_line
-from bookgen.pricing import format_usd
-from bookgen.reprice import Repriced, reprice_journal
+from bookgen.money.pricing import format_usd
+from bookgen.money.reprice import Repriced, reprice_journal
 from tests.book import Book
 from tests.loopback import LoopbackSimulator
 

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 
-from bookgen.journal import CallJournal
+from bookgen.provider.journal import CallJournal
 from tests.book import Book, pending_sections
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from bookgen.money.usage import TOKEN_FIELDS
 from bookgen.simulator import Simulator
-from bookgen.usage import TOKEN_FIELDS
 from tests.book import Book
 from tests.loopback import LoopbackSimulator
 

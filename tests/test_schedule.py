@@ -11,10 +11,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bookgen import interrupt, schedule
+from bookgen import interrupt
 from bookgen.config import sections_from_config
-from bookgen.pricing import format_usd
-from bookgen.section import SectionFailed, SectionWriter
+from bookgen.money import schedule
+from bookgen.money.pricing import format_usd
+from bookgen.writing.errors import SectionFailed
+from bookgen.writing.section import SectionWriter
 from tests.book import Book
 from tests.conftest import load_config
 from tests.test_faults import ledger, make_job

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bookgen.config import ConfigError, check_api_key_env
-from bookgen.redact import REDACTED, looks_like_key, redact
+from bookgen.provider.redact import REDACTED, looks_like_key, redact
 from tests.book import Book
 from tests.loopback import LoopbackSimulator
 

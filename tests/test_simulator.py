@@ -11,9 +11,9 @@ from typing import Any
 import openai
 import pytest
 
+from bookgen.money.tokens import count_tokens, tokenize
 from bookgen.simulator import Simulator, SimulatorConfig, make_http_client, validate_config
 from bookgen.simulator.protocol import serialize_prompt
-from bookgen.tokens import count_tokens, tokenize
 
 MODEL = "deepseek-flash"
 SYSTEM = "You are writing the textbook 'Life Science'.\n" + "".join(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import openai
 import pytest
 
+from bookgen.money.tokens import count_tokens
 from bookgen.simulator import Simulator, make_http_client
-from bookgen.tokens import count_tokens
 from tests.test_simulator import MODEL, client, messages, raw_sse, stream_text
 
 STREAM = {"stream": True, "stream_options": {"include_usage": True}}

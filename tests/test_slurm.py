@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from bookgen.cluster import slurm_plugin_installed
+from bookgen.run.cluster import slurm_plugin_installed
 from tests.book import BIN, Book
 from tests.conftest import REPO
 from tests.loopback import LoopbackSimulator

@@ -11,10 +11,10 @@ from bookgen import paths
 from bookgen.config import book_fingerprint, section_fingerprint, sections_from_config
 from bookgen.fsutil import atomic_write_json, atomic_write_text
 from bookgen.locks import section_lock
-from bookgen.status import failure_summary, render_status, section_states, status_report
+from bookgen.run.status import failure_summary, render_status, section_states, status_report
 from tests.test_budget import call_record, journal
 
-CHECKS = [  # the shape bookgen.quality records in a usage file
+CHECKS = [  # the shape bookgen.writing.quality records in a usage file
     {"name": "length", "passed": False, "value": 900, "detail": "900 words of 1500"},
     {"name": "meta_text", "passed": True, "value": 0, "detail": ""},
 ]

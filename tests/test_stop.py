@@ -10,9 +10,10 @@ import threading
 import pytest
 
 from bookgen import interrupt, paths
-from bookgen.journal import CallJournal
-from bookgen.section import UNFINISHED_CALL, SectionFailed, SectionWriter
-from bookgen.usage import sum_calls
+from bookgen.money.usage import sum_calls
+from bookgen.provider.journal import CallJournal
+from bookgen.writing.errors import SectionFailed
+from bookgen.writing.section import UNFINISHED_CALL, SectionWriter
 from tests.conftest import REPO
 from tests.test_faults import ledger, make_job
 

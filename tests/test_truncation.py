@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bookgen.journal import CallJournal
-from bookgen.quality import check_markdown, check_truncation
-from bookgen.repair import QualityFailed
-from bookgen.section import SectionWriter
+from bookgen.provider.journal import CallJournal
+from bookgen.writing.quality import check_markdown, check_truncation
+from bookgen.writing.repair import QualityFailed
+from bookgen.writing.section import SectionWriter
 from tests.book import Book
 from tests.test_quality import TIDES
 from tests.test_repair import job_for

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bookgen.usage import parse_usage, sum_calls
+from bookgen.money.usage import parse_usage, sum_calls
 
 
 def test_deepseek_shape():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 
-from bookgen.watch import Watch, watch
+from bookgen.run.watch import Watch, watch
 
 
 class Fake:

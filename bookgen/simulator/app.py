@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx2
 
+from bookgen.money.tokens import tokenize
 from bookgen.simulator import content, defects
 from bookgen.simulator.config import HTTP_KINDS, FaultRule, SimulatorConfig, coerce_config
 from bookgen.simulator.faults import (
@@ -35,7 +36,6 @@ from bookgen.simulator.protocol import (
     usage_object,
 )
 from bookgen.simulator.state import State
-from bookgen.tokens import tokenize
 
 CACHE_UNIT = 64
 FINISH_KINDS = {

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from bookgen.tokens import tokenize
+from bookgen.money.tokens import tokenize
 
 _SECTION_RE = re.compile(r"section\s+(\d+)\s+of\s+(\d+)", re.IGNORECASE)
 _TITLE_RE = re.compile(r"^\s*Title:\s*(.+?)\s*$", re.MULTILINE)

@@ -3,7 +3,7 @@
 From the outline alone, a section of ``words`` target words is expected to produce
 ``words x completion_per_word`` output tokens (reasoning included), split into calls of at
 most ``generation.max_tokens``; its input is the real prompt bookgen would send, counted with
-``bookgen.tokens``, plus the text so far for each continuation; the shared system prompt is
+``bookgen.money.tokens``, plus the text so far for each continuation; the shared system prompt is
 expected to be a prefix-cache hit after the first call. Once sections are finished, their
 measured tokens per target word, input size, cache-hit share, tokens per second and job
 overhead replace those defaults. Reads only files and the config; never calls the API.
@@ -24,7 +24,8 @@ from datetime import datetime
 from typing import Any
 
 from bookgen import clock
-from bookgen.budget import (
+from bookgen.config import Section, is_planned, template_text
+from bookgen.money.budget import (
     MESSAGE_OVERHEAD_TOKENS,
     highest_rates,
     prompt_tokens,
@@ -32,12 +33,16 @@ from bookgen.budget import (
     spending,
     worst_case_usd,
 )
-from bookgen.config import Section, is_planned, template_text
-from bookgen.pricing import Rates, cost_usd, format_usd, off_peak_at, rates_for, sum_costs
-from bookgen.prompts import CONTINUE_PROMPT, outline_messages, plan_messages, section_messages
-from bookgen.request_identity import is_simulated
-from bookgen.status import SectionState
-from bookgen.tokens import count_tokens
+from bookgen.money.pricing import Rates, cost_usd, format_usd, off_peak_at, rates_for, sum_costs
+from bookgen.money.tokens import count_tokens
+from bookgen.provider.request_identity import is_simulated
+from bookgen.run.status import SectionState
+from bookgen.writing.prompts import (
+    CONTINUE_PROMPT,
+    outline_messages,
+    plan_messages,
+    section_messages,
+)
 
 PLAN_TOKENS_PER_WORD = 0.08  # a plan: a JSON line (heading, words, covers) per ~300 words
 OUTLINE_TOKENS_PER_SECTION = 120  # an outline entry as JSON: title, words, four key points
@@ -461,7 +466,8 @@ def estimate_book(
     a = measured_assumptions(config, sections, finished)
     prices, model = config["prices"], config["model"]
     schedule = config.get("schedule", "now")
-    # With schedule: off_peak a run started in a peak window waits for its end (bookgen.schedule).
+    # With schedule: off_peak a run started in a peak window waits for its end
+    # (bookgen.money.schedule).
     off_peak = off_peak_at(prices, model, now)
     waits = schedule == "off_peak" and off_peak is not None and off_peak != now
     rates_now = rates_for(prices, model, now)

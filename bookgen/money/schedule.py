@@ -1,8 +1,8 @@
 """``schedule: off_peak``: a call that would start in the model's peak window waits for its end.
 
 Time is bookgen's clock (``bookgen.clock``), in UTC; a call's period is decided by its start
-(see ``bookgen.pricing``), so a call that starts the moment the window ends is billed off-peak.
-A model without peak prices (or without a price) never waits. The wait is
+(see ``bookgen.money.pricing``), so a call that starts the moment the window ends is billed
+off-peak. A model without peak prices (or without a price) never waits. The wait is
 ``bookgen.interrupt.sleep``: Ctrl-C ends it at once, and no request starts after it.
 """
 
@@ -15,10 +15,10 @@ from typing import Any
 
 from bookgen import clock, interrupt
 from bookgen.config import Section
-from bookgen.estimate import estimate_book, format_duration
-from bookgen.pricing import format_usd, off_peak_at
-from bookgen.progress import announce
-from bookgen.status import section_states
+from bookgen.money.estimate import estimate_book, format_duration
+from bookgen.money.pricing import format_usd, off_peak_at
+from bookgen.run.progress import announce
+from bookgen.run.status import section_states
 
 NAP_S = 60.0  # the longest single sleep: the clock is read again after each one
 

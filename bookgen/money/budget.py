@@ -1,7 +1,7 @@
 """Money spent on a book, read from the call journals, and the ``budget_usd`` limit.
 
 Spent money is every real call ever journaled under ``.bookgen/calls/`` (failed attempts
-included), counted as the cost report counts it (``bookgen.usage.split_costs``): the usage the
+included), counted as the cost report counts it (``bookgen.money.usage.split_costs``): the usage the
 provider reported, priced, with the estimates of streams cut before their usage arrived kept
 apart; the budget counts both. That is the book's directory, not its current sections:
 earlier versions of sections, removed ones and another book written in the same directory
@@ -33,16 +33,16 @@ from typing import Any
 
 from bookgen import paths
 from bookgen.config import ConfigError, Section, template_text
-from bookgen.journal import CallJournal
 from bookgen.locks import section_busy
-from bookgen.pricing import Rates, cost_usd, format_usd, sum_costs
-from bookgen.prompts import outline_messages, section_messages
-from bookgen.request_identity import is_simulated
-from bookgen.tokens import count_tokens
-from bookgen.usage import is_replay, split_costs
+from bookgen.money.pricing import Rates, cost_usd, format_usd, sum_costs
+from bookgen.money.tokens import count_tokens
+from bookgen.money.usage import is_replay, split_costs
+from bookgen.provider.journal import CallJournal
+from bookgen.provider.request_identity import is_simulated
+from bookgen.writing.prompts import outline_messages, section_messages
 
 MESSAGE_OVERHEAD_TOKENS = 8  # role markers and separators per chat message
-PROMPT_MARGIN = 1.25  # bookgen.tokens only approximates the provider's tokenizer
+PROMPT_MARGIN = 1.25  # bookgen.money.tokens only approximates the provider's tokenizer
 
 
 class BudgetReached(Exception):

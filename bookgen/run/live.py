@@ -3,13 +3,13 @@
 The logger plugin (``snakemake_logger_plugin_bookgen``) feeds ``Board`` the job events it
 receives (in Snakemake's logging thread) and renders ``Board.lines()`` a few times a second (in
 the display's own thread). Everything here reads files the jobs write anyway: the counter of
-finished sections (bookgen.progress), each running section's log (its tokens so far and tokens
-per second), the call journals (money so far, bookgen.budget: real money, or in a simulated run
-what its calls would have cost). Section jobs do no extra work for the display.
+finished sections (bookgen.run.progress), each running section's log (its tokens so far and tokens
+per second), the call journals (money so far, bookgen.money.budget: real money, or in a simulated
+run what its calls would have cost). Section jobs do no extra work for the display.
 
 The ETA is ``bookgen estimate``'s per-section model (job time of each pending section), scaled by
 how long this run's finished sections took against that model, spread over the run's parallel
-slots (bookgen.estimate.makespan).
+slots (bookgen.money.estimate.makespan).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from typing import Any
 from rich.text import Text
 
 from bookgen import paths
-from bookgen.budget import (
+from bookgen.config import Section
+from bookgen.money.budget import (
     Spending,
     journal_calls,
     section_calls,
@@ -34,11 +35,10 @@ from bookgen.budget import (
     spent_text,
     total_spending,
 )
-from bookgen.config import Section
-from bookgen.estimate import RUN_OVERHEAD_S, format_duration, makespan, pending_job_times
-from bookgen.progress import last_progress, read_count
-from bookgen.request_identity import is_simulated
-from bookgen.status import section_states
+from bookgen.money.estimate import RUN_OVERHEAD_S, format_duration, makespan, pending_job_times
+from bookgen.provider.request_identity import is_simulated
+from bookgen.run.progress import last_progress, read_count
+from bookgen.run.status import section_states
 
 
 def is_terminal(stream: Any) -> bool:

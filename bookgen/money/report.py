@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from bookgen import paths
-from bookgen.budget import journal_calls
 from bookgen.config import Section
 from bookgen.fsutil import atomic_write_json, atomic_write_text
-from bookgen.outline import OUTLINE_ID
-from bookgen.pricing import format_usd, sum_costs
-from bookgen.usage import TOKEN_FIELDS, is_replay, split_costs, sum_calls, validate
+from bookgen.money.budget import journal_calls
+from bookgen.money.pricing import format_usd, sum_costs
+from bookgen.money.usage import TOKEN_FIELDS, is_replay, split_costs, sum_calls, validate
+from bookgen.writing.outline import OUTLINE_ID
 
 SUMMED = (
     "calls",
@@ -46,7 +46,7 @@ def earlier_calls(
     """The journaled calls no usage document lists: those of section keys no current section
     has (an edited section's earlier versions, removed sections, another book written in the
     same folder, which shares ``.bookgen/``, bookkeeping of older bookgen versions).
-    ``journals`` is ``bookgen.budget.journal_calls()``; ``keys`` maps file numbers
+    ``journals`` is ``bookgen.money.budget.journal_calls()``; ``keys`` maps file numbers
     to the current sections' keys (a usage file is its file number's current section's, even
     when written before it named its key or before the section got an ``id:``)."""
     listed = {doc.get("key") for doc in usage_docs}

@@ -20,9 +20,9 @@ from typing import Any
 from bookgen import paths
 from bookgen.config import Section
 from bookgen.fsutil import atomic_write_json, atomic_write_text, read_json_lines
-from bookgen.pricing import call_costs
-from bookgen.report import book_cost_report, save_cost_report
-from bookgen.usage import TOKEN_FIELDS, is_replay, sum_calls, validate
+from bookgen.money.pricing import call_costs
+from bookgen.money.report import book_cost_report, save_cost_report
+from bookgen.money.usage import TOKEN_FIELDS, is_replay, sum_calls, validate
 
 PRICED_BY = (
     "model",

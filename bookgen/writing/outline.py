@@ -31,15 +31,15 @@ from bookgen.config import (
 )
 from bookgen.fsutil import atomic_write_json
 from bookgen.locks import section_lock
-from bookgen.prompts import outline_messages
-from bookgen.section import (
+from bookgen.money.usage import validate
+from bookgen.writing.prompts import outline_messages
+from bookgen.writing.section import (
     SectionFailed,
     SectionJob,
     SectionWriter,
     failures_noted,
 )
-from bookgen.structured import InvalidReply, json_path, request_json
-from bookgen.usage import validate
+from bookgen.writing.structured import InvalidReply, json_path, request_json
 
 OUTLINE_ID = "outline"
 
@@ -220,7 +220,8 @@ def cost_report_inputs(config: dict[str, Any], sections: list[Section]) -> list[
     """The usage files the cost report merges, in book order: the outline's in topic mode, then
     every section's. Another book's outline in the same folder, or this book's after it was
     copied into `sections`, is no row of this book: its calls count in the report's row of
-    calls no current section lists (bookgen.report.earlier_calls), so no money leaves the total."""
+    calls no current section lists (bookgen.money.report.earlier_calls), so no money leaves the
+    total."""
     head = [paths.outline_usage()] if topic_mode(config) else []
     return head + [paths.section_usage(s.id) for s in sections]
 

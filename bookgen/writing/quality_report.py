@@ -21,8 +21,9 @@ from typing import Any
 from bookgen import paths
 from bookgen.config import Section, template_text
 from bookgen.fsutil import atomic_write_json, atomic_write_text
-from bookgen.prompts import fixed_prompt_texts
-from bookgen.quality import (
+from bookgen.money.usage import validate
+from bookgen.writing.prompts import fixed_prompt_texts
+from bookgen.writing.quality import (
     Context,
     check_section,
     coverage,
@@ -31,7 +32,6 @@ from bookgen.quality import (
     shingles,
     stems,
 )
-from bookgen.usage import validate
 
 TOP_PAIRS = 5
 Pair = tuple[str, str]

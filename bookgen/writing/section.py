@@ -13,23 +13,27 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bookgen import clock, history, interrupt, paths
-from bookgen.budget import BudgetReached, begin_call, end_call, progress_line, run_spending
-from bookgen.client import CallOutcome, endpoint_request, shared_client, stream_call
+from bookgen import clock, interrupt, paths
 from bookgen.config import Section, template_text
 from bookgen.fsutil import atomic_write_json, atomic_write_text
-from bookgen.journal import CallJournal, ResponseCache
 from bookgen.locks import section_lock
-from bookgen.pricing import call_costs, format_usd
-from bookgen.progress import ProgressLog, announce, next_count
-from bookgen.prompts import continuation_messages, fixed_prompt_texts, section_messages
-from bookgen.quality import Context, echo_patterns
-from bookgen.redact import api_key, redact
-from bookgen.request_identity import is_simulated, origin, request_key
-from bookgen.retry import Backoff, GiveUp
-from bookgen.schedule import wait_for_off_peak
-from bookgen.tokens import count_tokens
-from bookgen.usage import TOKEN_FIELDS, sum_calls, validate, zero_usage
+from bookgen.money.budget import BudgetReached, begin_call, end_call, progress_line, run_spending
+from bookgen.money.pricing import call_costs, format_usd
+from bookgen.money.schedule import wait_for_off_peak
+from bookgen.money.tokens import count_tokens
+from bookgen.money.usage import TOKEN_FIELDS, sum_calls, validate, zero_usage
+from bookgen.provider.client import CallOutcome, endpoint_request, shared_client, stream_call
+from bookgen.provider.journal import CallJournal, ResponseCache
+from bookgen.provider.redact import api_key, redact
+from bookgen.provider.request_identity import is_simulated, origin, request_key
+from bookgen.provider.retry import Backoff, GiveUp
+from bookgen.run.progress import ProgressLog, announce, next_count
+from bookgen.writing import history
+from bookgen.writing.errors import ReplyRejected, SectionFailed
+from bookgen.writing.planning import draft
+from bookgen.writing.prompts import continuation_messages, fixed_prompt_texts, section_messages
+from bookgen.writing.quality import Context, echo_patterns
+from bookgen.writing.repair import review
 
 if TYPE_CHECKING:
     import openai
@@ -39,22 +43,6 @@ UNFINISHED_CALL = (
     "no reply recorded: the run was killed during this call; the provider may have billed it "
     "(input tokens estimated, output unknown)"
 )
-
-
-class SectionFailed(Exception):
-    """The section could not be written; the message says why and what to do.
-
-    ``fresh``: the next run writes it afresh, replaying none of its cached replies (its failure
-    note says so)."""
-
-    fresh = False
-
-
-class ReplyRejected(SectionFailed):
-    """A reply was rejected (empty, invalid JSON, a section failing quality control): replaying
-    it would fail the same way, so the next run asks again."""
-
-    fresh = True
 
 
 @dataclass
@@ -323,11 +311,8 @@ class SectionWriter:
 
     def write(self) -> str:
         """The section's Markdown from the shared book context and its task: planned and
-        written in parts when long (bookgen.planning), then checked and repaired
-        (bookgen.repair); the verdicts are kept in ``self.qc``."""
-        from bookgen.planning import draft
-        from bookgen.repair import review
-
+        written in parts when long (bookgen.writing.planning), then checked and repaired
+        (bookgen.writing.repair); the verdicts are kept in ``self.qc``."""
         cfg = self.config
         base = self.base_messages()
         if self.fresh:
@@ -441,8 +426,8 @@ def record_failure(writer: SectionWriter, note: Path, e: SectionFailed) -> None:
 
 
 def discard_parts(key: str, output: Path) -> None:
-    """Remove a planned section's part files (``bookgen.parts``), so the next run writes them
-    again: after a failed quality control the section is written afresh, parts included."""
+    """Remove a planned section's part files (``bookgen.writing.parts``), so the next run writes
+    them again: after a failed quality control the section is written afresh, parts included."""
     for path in paths.part_dir(key, output).glob("part_*"):
         path.unlink(missing_ok=True)
 

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
-from bookgen.prompts import json_retry_messages
-from bookgen.section import ReplyRejected
-from bookgen.usage import validate
+from bookgen.money.usage import validate
+from bookgen.writing.errors import ReplyRejected
+from bookgen.writing.prompts import json_retry_messages
 
 if TYPE_CHECKING:
-    from bookgen.section import SectionWriter
+    from bookgen.writing.section import SectionWriter
 
 JSON_MODE = {"response_format": {"type": "json_object"}}
 _FENCED_RE = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n\s*```\s*$", re.DOTALL)

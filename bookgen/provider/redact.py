@@ -1,8 +1,8 @@
 """One home for keeping API keys out of everything bookgen writes or prints.
 
 A provider or gateway may quote the key it was sent ("Incorrect API key provided: sk-…").
-``bookgen.client`` passes every error text through ``redact`` where it is built, so no log line,
-failure note, halt file, usage file or console message can carry the key.
+``bookgen.provider.client`` passes every error text through ``redact`` where it is built, so no log
+line, failure note, halt file, usage file or console message can carry the key.
 """
 
 from __future__ import annotations

@@ -13,9 +13,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from bookgen.book import find_headings
-from bookgen.prompts import repair_messages
-from bookgen.quality import (
+from bookgen.formats.book import find_headings
+from bookgen.writing.errors import ReplyRejected
+from bookgen.writing.prompts import repair_messages
+from bookgen.writing.quality import (
     Context,
     Part,
     check_section,
@@ -30,11 +31,10 @@ from bookgen.quality import (
     strip_chatter,
     word_count,
 )
-from bookgen.section import ReplyRejected
 
 if TYPE_CHECKING:
-    from bookgen.planning import Draft
-    from bookgen.section import SectionWriter
+    from bookgen.writing.planning import Draft
+    from bookgen.writing.section import SectionWriter
 
 
 class QualityFailed(ReplyRejected):

@@ -26,8 +26,8 @@ import pypandoc
 import yaml
 
 from bookgen.config import Section
+from bookgen.formats.sanitise import sanitise
 from bookgen.fsutil import atomic_output, atomic_write_text
-from bookgen.sanitise import sanitise
 
 FORMATS = ("html", "epub", "pdf")
 TEMPLATES = files("bookgen") / "templates"
@@ -274,8 +274,8 @@ def split_title_block(markdown: str) -> tuple[dict[str, Any], str]:
 
 def book_document(markdown: str) -> str:
     """``book.md`` as pandoc's JSON AST: the metadata only from bookgen's title block, the
-    contents read as ``SECTION_FORMAT`` and sanitised (``bookgen.sanitise``), so text written
-    by a model can neither run in the reader's browser nor change the title page."""
+    contents read as ``SECTION_FORMAT`` and sanitised (``bookgen.formats.sanitise``), so text
+    written by a model can neither run in the reader's browser nor change the title page."""
     meta, body = split_title_block(markdown)
     doc = json.loads(_pandoc(body, "json", [], source_format=SECTION_FORMAT))
     doc["meta"] = {key: {"t": "MetaString", "c": str(value)} for key, value in meta.items()}

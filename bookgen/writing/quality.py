@@ -2,8 +2,8 @@
 
 Every check returns a ``Verdict`` (name, passed, value, detail) with its threshold from the
 config's ``qc`` block; ``check_section`` runs them all. The API repairs that act on the failed
-verdicts live in ``bookgen.repair``; the cross-section overlap is computed in
-``bookgen.quality_report`` when the report is built.
+verdicts live in ``bookgen.writing.repair``; the cross-section overlap is computed in
+``bookgen.writing.quality_report`` when the report is built.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from string import Template
 from typing import Any
 
-from bookgen.book import find_headings
+from bookgen.formats.book import find_headings
 
 CHECKS = (
     "length",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from string import Template
 from typing import Any
 
-from bookgen.config import Section
+from bookgen.config import ConfigError, Section, template_text
 
 CONTINUE_PROMPT = (
     "Your reply was cut off by the length limit. Continue exactly where it stopped, "
@@ -279,8 +279,6 @@ _PLACEHOLDERS = {
 
 def check_templates(config: dict[str, Any]) -> None:
     """Raise ConfigError when a prompt template uses a placeholder bookgen does not fill."""
-    from bookgen.config import ConfigError, template_text
-
     for name, fields in _PLACEHOLDERS.items():
         if name == "outline" and not config.get("topic"):
             continue

@@ -1,7 +1,7 @@
 """``bookgen status --watch``: the status again every few seconds while a run writes the book.
 
 It reads files only, as ``bookgen status`` does. In a terminal the status is redrawn in place
-(rich's Live, as the run's own board: bookgen.live); anywhere else (a pipe, a file) one status
+(rich's Live, as the run's own board: bookgen.run.live); anywhere else (a pipe, a file) one status
 block is printed each time it changes. It ends by itself when the run it saw has ended (the run
 lock, ``.bookgen/run.lock``, is free again), and on Ctrl-C.
 """
@@ -16,7 +16,7 @@ from typing import TextIO
 from rich.console import Console
 from rich.live import Live
 
-from bookgen.live import as_text, is_terminal
+from bookgen.run.live import as_text, is_terminal
 
 
 @dataclass

@@ -17,7 +17,9 @@ from typing import Any
 from bookgen import paths
 from bookgen.fsutil import atomic_write_json, atomic_write_text
 from bookgen.locks import section_lock
-from bookgen.planning import (
+from bookgen.money.usage import sum_calls
+from bookgen.writing.errors import SectionFailed
+from bookgen.writing.planning import (
     get_plan,
     group_parts,
     joined,
@@ -26,9 +28,8 @@ from bookgen.planning import (
     read_plan,
     write_part,
 )
-from bookgen.prompts import planned_task
-from bookgen.section import SectionFailed, SectionJob, SectionWriter, failures_noted
-from bookgen.usage import sum_calls
+from bookgen.writing.prompts import planned_task
+from bookgen.writing.section import SectionJob, SectionWriter, failures_noted
 
 
 def run_plan_job(job: SectionJob) -> None:

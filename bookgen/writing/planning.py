@@ -4,8 +4,8 @@ A section of at least ``planning.min_words`` words is planned; its plan is store
 section's key (``output/plans/section_<key>.json``, the ``plan`` checkpoint's output) and reused
 while the section's fingerprint is unchanged. The plan's subsections are grouped into parts of at
 most about ``planning.words_per_call`` words. In the build graph every part is its own job
-(``bookgen.parts``): with ``planning.parallel_parts`` (the default) all at once, each told the
-whole plan and what its neighbours cover; else one after another, each seeing the text so far.
+(``bookgen.writing.parts``): with ``planning.parallel_parts`` (the default) all at once, each told
+the whole plan and what its neighbours cover; else one after another, each seeing the text so far.
 The section job then assembles the parts, checks and repairs them. A part whose file is missing
 or was written for another plan is written by the section job itself, in order.
 """
@@ -18,15 +18,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bookgen import history, paths
+from bookgen import paths
 from bookgen.config import Section, _digest, is_planned
 from bookgen.fsutil import atomic_write_json
-from bookgen.prompts import parallel_part_messages, part_messages, plan_messages, planned_task
-from bookgen.quality import normalise_heading
-from bookgen.structured import InvalidReply, request_json
+from bookgen.writing import history
+from bookgen.writing.prompts import (
+    parallel_part_messages,
+    part_messages,
+    plan_messages,
+    planned_task,
+)
+from bookgen.writing.quality import normalise_heading
+from bookgen.writing.structured import InvalidReply, request_json
 
 if TYPE_CHECKING:
-    from bookgen.section import SectionWriter
+    from bookgen.writing.section import SectionWriter
 
 INTRO_SHARE = 0.1  # of a planned section's words, left for its untitled introduction
 
@@ -59,7 +65,7 @@ def parts_needed(
 
     Not when its text is finished for this fingerprint and it has no part files (written before
     its parts were jobs: upgrading never rewrites a section), nor when its job restores a kept
-    text (``bookgen.history``: a section that moved) instead of writing."""
+    text (``bookgen.writing.history``: a section that moved) instead of writing."""
     try:
         usage = json.loads(paths.section_usage(section.id).read_text(encoding="utf-8"))
     except (OSError, ValueError):

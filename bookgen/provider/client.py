@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 import httpx2
 
 from bookgen import clock, interrupt, paths
-from bookgen.redact import redact
-from bookgen.request_identity import SIMULATOR_BASE_URL
+from bookgen.money.tokens import count_tokens
+from bookgen.money.usage import parse_usage
+from bookgen.provider.redact import redact
+from bookgen.provider.request_identity import SIMULATOR_BASE_URL
 from bookgen.simulator import Simulator, make_http_client
-from bookgen.tokens import count_tokens
-from bookgen.usage import parse_usage
 
 if TYPE_CHECKING:  # imported where a client is made or used: 1.2 s, which a dry run never needs
     import openai
@@ -86,7 +86,7 @@ class CallOutcome:
 def make_client(config: dict[str, Any], state_root: Path = paths.STATE) -> openai.OpenAI:
     """The configured endpoint's client; the in-process simulator when provider is simulator.
 
-    Retries are ours (see ``bookgen.retry``), so the SDK's own are switched off.
+    Retries are ours (see ``bookgen.provider.retry``), so the SDK's own are switched off.
     """
     import openai
 

@@ -12,12 +12,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bookgen import history, paths
-from bookgen.budget import book_calls, journal_calls, run_spending, spending
+from bookgen import paths
 from bookgen.config import Section, book_fingerprint, section_fingerprint
 from bookgen.locks import section_busy
-from bookgen.pricing import format_usd
-from bookgen.request_identity import is_simulated
+from bookgen.money.budget import book_calls, journal_calls, run_spending, spending
+from bookgen.money.pricing import format_usd
+from bookgen.provider.request_identity import is_simulated
+from bookgen.writing import history
 
 BUDGET_PREFIX = "budget reached"
 SIMULATED_TEXT = (

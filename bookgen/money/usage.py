@@ -14,7 +14,7 @@ import jsonschema
 import referencing
 import yaml
 
-from bookgen.pricing import sum_costs
+from bookgen.money.pricing import sum_costs
 
 TOKEN_FIELDS = (
     "prompt_tokens",
@@ -23,7 +23,7 @@ TOKEN_FIELDS = (
     "completion_tokens",
     "reasoning_tokens",
 )
-SCHEMA_DIR = Path(__file__).parent / "schemas"
+SCHEMA_DIR = Path(__file__).parent.parent / "schemas"
 
 
 def parse_usage(usage: Any) -> dict[str, int]:

@@ -20,7 +20,7 @@ from bookgen.locks import exclusive
 PROGRESS_RE = re.compile(
     r"^\S+ \S+ (?P<call>.+): about (?P<tokens>[\d,]+) tokens so far, (?P<rate>[\d.]+) tokens/s$"
 )
-START_MARK = " writing "  # the line a section job begins its log with (bookgen.section)
+START_MARK = " writing "  # the line a section job begins its log with (bookgen.writing.section)
 
 
 class ProgressLog:

@@ -2,7 +2,7 @@
 run in the reader's browser or load something from elsewhere.
 
 The sections are parsed as Markdown without raw HTML, raw blocks or metadata blocks
-(``bookgen.book.SECTION_FORMAT``), so ``<script>`` or ``the <body> element`` are text. What
+(``bookgen.formats.book.SECTION_FORMAT``), so ``<script>`` or ``the <body> element`` are text. What
 Markdown itself can still express is cleaned here, in pandoc's JSON AST: attributes other than
 an id and classes (``{onclick=…}``, ``{style=…}``) are dropped, a link keeps its target only
 for http(s), mailto and in-book anchors, an image that is not inline ``data:`` becomes its

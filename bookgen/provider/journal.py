@@ -91,7 +91,7 @@ def _read(path: Path) -> list[dict[str, Any]]:
 
 class ResponseCache:
     """Completed replies on disk, keyed by the request's identity
-    (``bookgen.request_identity.request_key``), so a retry never pays twice."""
+    (``bookgen.provider.request_identity.request_key``), so a retry never pays twice."""
 
     def __init__(self, root: Path, enabled: bool = True, replay: bool = True) -> None:
         self.root = root

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from bookgen import interrupt, paths
-from bookgen.budget import progress_line, run_spending
-from bookgen.progress import announce, read_count
+from bookgen.money.budget import progress_line, run_spending
+from bookgen.run.progress import announce, read_count
 
 # The SLURM plugin's default --slurm-logdir, relative to the working directory.
 SLURM_LOGDIR = Path(".snakemake") / "slurm_logs"
@@ -65,7 +65,7 @@ class ProgressWatcher:
         self.state_root = state_root
         self.say = say
         self._seen = _finished(output)  # what was there before the run is not news
-        # the sections this run keeps (bookgen.progress.start_count): each line counts one more,
+        # the sections this run keeps (bookgen.run.progress.start_count): each line counts one more,
         # so "[N/11]" never repeats even when sections land in the same poll
         self._done = read_count(state_root)[0]
         self._stop = threading.Event()
