@@ -14,6 +14,7 @@ import pytest
 
 from bookgen.config import ConfigError
 from bookgen.fsutil import append_line
+from bookgen.locks import section_lock
 from bookgen.money.budget import (
     BudgetReached,
     begin_call,
@@ -21,6 +22,7 @@ from bookgen.money.budget import (
     check_budget_config,
     end_call,
     progress_line,
+    run_spending,
     spending,
     total_spending,
     worst_case_usd,
@@ -122,6 +124,38 @@ def test_journal_records_follow_the_file_and_ask_about_open_calls_each_time(tmp_
     calls = journal.records(in_flight=lambda: True)
     assert [(r["call_id"], r["cost_usd"]) for r in calls] == [("a", 0.001), ("b", 0.002)]
     assert not any("unfinished" in r for r in calls)
+
+
+def test_the_book_s_spending_follows_every_journal_and_open_calls_each_time(demo_config, tmp_path):
+    """Each journal's spending is kept per version of its file; a journal with a call left open
+    is asked about again each time (whether that call counts depends on its section being
+    written right now, not on the file)."""
+    journal(tmp_path, "01", call_record("01", 0.001))
+    journal(tmp_path, "02", call_record("02", 0.002), call_record("02", 0.004, status="error"))
+    assert run_spending(demo_config, tmp_path).cost_usd == pytest.approx(0.007)
+    assert run_spending(demo_config, tmp_path).calls == 3  # from what was kept: the same
+    journal(tmp_path, "01", call_record("01", 0.010))  # the file changed: read again
+    assert run_spending(demo_config, tmp_path).cost_usd == pytest.approx(0.017)
+    CallJournal(tmp_path / "calls" / "section_03.jsonl").begin(
+        {
+            **call_record("03", None, status="failed"),
+            "call_id": "c",
+            "usage_reported": False,
+            "estimated_cost_usd": 0.5,
+        }
+    )
+    with section_lock("03", tmp_path):  # being written: its open call is not spent yet
+        during = run_spending(demo_config, tmp_path)
+    after = run_spending(demo_config, tmp_path)  # its process died: a failed call, estimated
+    assert (during.calls, during.failed_calls, during.total_usd) == (4, 1, pytest.approx(0.017))
+    assert (after.calls, after.failed_calls) == (5, 2)
+    assert after.estimated_cost_usd == pytest.approx(0.5)
+    every_call = [
+        r for f in sorted((tmp_path / "calls").glob("*.jsonl")) for r in CallJournal(f).records()
+    ]
+    assert asdict(after) == pytest.approx(asdict(spending(every_call)))
+    (tmp_path / "calls" / "section_02.jsonl").unlink()
+    assert run_spending(demo_config, tmp_path).calls == 3
 
 
 def test_simulated_calls_are_never_money(demo_config, tmp_path):

@@ -64,6 +64,12 @@ class CallJournal:
             return list(out)
         return out
 
+    def settled(self) -> bool:
+        """Whether ``records`` of the file as it is now left no call open: its answer then
+        depends on nothing else until the file changes."""
+        hit = _settled.get(str(self.path))
+        return hit is not None and hit[0] is _read(self.path)
+
 
 # Parsed journals by path, with the (mtime, size) they were read at: the cost-so-far line and the
 # budget check read every section's journal after every section, and only a few have changed.
