@@ -453,6 +453,8 @@ def summarise_display(runs: list[dict[str, Any]], sections: int) -> dict[str, An
     replacement, seeded: the same runs always give the same interval."""
     board = [r for r in runs if r["logger"] == "bookgen"]
     plain = [r for r in runs if r["logger"] == "snakemake"]
+    by_rep = {r["rep"]: [x for x in runs if x["rep"] == r["rep"]] for r in runs}
+    pairs = [rs for rs in by_rep.values() if {r["logger"] for r in rs} == {"bookgen", "snakemake"}]
 
     def pooled(side: list[dict[str, Any]]) -> float | None:
         gaps = [g for r in side for g in r.get("handover_gaps_s", [])]
@@ -461,7 +463,7 @@ def summarise_display(runs: list[dict[str, Any]], sections: int) -> dict[str, An
     summary: dict[str, Any] = {
         "sections": sections,
         "cores": 2,
-        "pairs": min(len(board), len(plain)),
+        "pairs": len(pairs),
         "handover_s": pooled(board),
         "plain_handover_s": pooled(plain),
         "wall_s": _median(board, "wall_s"),
@@ -472,9 +474,6 @@ def summarise_display(runs: list[dict[str, Any]], sections: int) -> dict[str, An
     summary["handover_ratio"] = ratio(summary["handover_s"], summary["plain_handover_s"])
     summary["wall_ratio"] = ratio(summary["wall_s"], summary["plain_wall_s"])
     summary["cpu_ratio"] = ratio(summary["cpu_s"], summary["plain_cpu_s"])
-    reps = sorted({r["rep"] for r in runs})
-    by_rep = {k: [r for r in runs if r["rep"] == k] for k in reps}
-    pairs = [rs for rs in by_rep.values() if {r["logger"] for r in rs} == {"bookgen", "snakemake"}]
     if len(pairs) >= 2:
         draw = random.Random(0)
         ratios = []

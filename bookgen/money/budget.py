@@ -96,21 +96,24 @@ def total_spending(parts: list[Spending], simulated: bool = False) -> Spending:
     )
 
 
-def journal_calls(state_root: Path = paths.STATE) -> dict[str, list[dict[str, Any]]]:
-    """Every journaled call of the book, by section key (read from ``.bookgen/calls``: every
-    journal, including those of earlier versions and removed sections)."""
+def journal_files(state_root: Path = paths.STATE) -> list[os.DirEntry[str]]:
+    """Every call journal of the book's directory (``.bookgen/calls/section_*.jsonl``: earlier
+    versions and removed sections included), in name order."""
     folder = paths.calls_journal("x", state_root).parent
     try:  # names sorted as strings: sorting and globbing Paths cost more than reading them
-        names = sorted(n for n in os.listdir(folder) if n.startswith("section_"))
+        with os.scandir(folder) as found:
+            journals = [
+                e for e in found if e.name.startswith("section_") and e.name.endswith(".jsonl")
+            ]
     except FileNotFoundError:
-        return {}
-    out: dict[str, list[dict[str, Any]]] = {}
-    for name in names:
-        if not name.endswith(".jsonl"):
-            continue
-        key = paths.state_key(Path(name))
-        out[key] = section_calls(key, state_root)
-    return out
+        return []
+    return sorted(journals, key=lambda e: e.name)
+
+
+def journal_calls(state_root: Path = paths.STATE) -> dict[str, list[dict[str, Any]]]:
+    """Every journaled call of the book, by section key (``journal_files``)."""
+    keys = [paths.state_key(Path(e.name)) for e in journal_files(state_root)]
+    return {key: section_calls(key, state_root) for key in keys}
 
 
 def section_calls(key: str, state_root: Path = paths.STATE) -> list[dict[str, Any]]:
@@ -154,20 +157,11 @@ _journal_spent: dict[tuple[str, bool], tuple[int, int, Spending]] = {}
 
 
 def journal_spendings(state_root: Path = paths.STATE, simulated: bool = False) -> list[Spending]:
-    """``spending`` of each journal of the book's directory (``journal_calls``'s journals), in
-    name order. A journal is read again only when its file changed, or while it has a call
-    open (whether that call counts depends on its section being written right now)."""
-    folder = paths.calls_journal("x", state_root).parent
-    try:
-        with os.scandir(folder) as found:
-            entries = sorted(
-                (e for e in found if e.name.startswith("section_") and e.name.endswith(".jsonl")),
-                key=lambda e: e.name,
-            )
-    except FileNotFoundError:
-        return []
+    """``spending`` of each journal of the book's directory (``journal_files``), in name order.
+    A journal is read again only when its file changed, or while it has a call open (whether
+    that call counts depends on its section being written right now)."""
     out = []
-    for entry in entries:
+    for entry in journal_files(state_root):
         try:
             st = entry.stat()
         except FileNotFoundError:
