@@ -1,11 +1,12 @@
 """Snakemake logger plugin ``bookgen``: a live display of a bookgen run in a terminal.
 
 ``snakemake --logger bookgen`` (the workflow profile sets it). In a terminal it replaces
-Snakemake's job blocks with one board, redrawn twice a second: sections done / running /
+Snakemake's job blocks with one board, redrawn about once a second: sections done / running /
 pending / failed, each running section's tokens so far and tokens per second, the money spent
 so far on the book and an ETA (bookgen.run.live computes all of it). Errors, warnings and the
 "[N/11] section_NN done" lines still scroll above it (lines written to stdout, such as those,
-at its next refresh: the job that writes them draws nothing). Anywhere else (a pipe, a file,
+at its next draw: the job that writes them draws nothing). The board is drawn between the
+run's hand-overs, not during them (bookgen.run.live.DrawTimer). Anywhere else (a pipe, a file,
 CI, a dry run) it prints exactly what Snakemake prints without it.
 
 Snakemake finds logger plugins as top-level packages named ``snakemake_logger_plugin_*``;
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import threading
 from typing import Any
 
 from rich.console import Console
@@ -26,9 +28,9 @@ from snakemake.logging import ColorizingTextHandler, DefaultFilter, DefaultForma
 from snakemake_interface_logger_plugins.base import LogHandlerBase
 from snakemake_interface_logger_plugins.common import LogEvent
 
-from bookgen.run.live import Board, HeldLines, as_text, is_terminal
+from bookgen.run.live import Board, DrawTimer, HeldLines, as_text, is_terminal
 
-REFRESH_PER_S = 2  # the board is computed again this often (BoardLive)
+MIN_WAIT_S = 0.01  # the display's thread sleeps at least this long between looks at its timer
 # Events the board shows instead of Snakemake's text for them.
 ON_THE_BOARD = {
     LogEvent.JOB_INFO,
@@ -69,23 +71,41 @@ class BoardView:
 
 
 class BoardLive(Live):
-    """rich's Live display of the board. Its timed refresh (its own thread) computes the
-    board's lines and prints the lines held from stdout (``HeldLines``) above it; draws under
-    other printed lines reuse the last lines."""
+    """rich's Live display of the board. Its timed refresh (its own thread, when its
+    ``DrawTimer`` says) computes the board's lines and prints the lines held from stdout
+    (``HeldLines``) above it; draws under other printed lines reuse the last lines."""
 
     def __init__(self, board: Board, hold_stdout: bool, **kwargs: Any) -> None:
-        super().__init__(BoardView(board), redirect_stdout=False, **kwargs)
+        super().__init__(BoardView(board), redirect_stdout=False, auto_refresh=False, **kwargs)
         self.board = board
         self.hold_stdout = hold_stdout
         self.held: HeldLines | None = None
+        self.timer = DrawTimer()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def start(self, refresh: bool = False) -> None:
         if self.hold_stdout and not isinstance(sys.stdout, HeldLines):
-            self.held = HeldLines(sys.stdout)
+            self.held = HeldLines(sys.stdout, on_write=self.timer.activity)
             sys.stdout = self.held
         super().start(refresh)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._timed, name="bookgen-board", daemon=True)
+            self._thread.start()
+
+    def _timed(self) -> None:
+        """The display's own thread: draws when its timer says (not in a hand-over). It
+        wakes about twice per draw: a thread waking in a hand-over costs the run a switch."""
+        while not self._done.wait(max(MIN_WAIT_S, self.timer.wait_s())):
+            if self.timer.wait_s() == 0:
+                with self._lock:
+                    if not self._done.is_set():
+                        self.refresh()
 
     def stop(self) -> None:
+        self._done.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
         super().stop()  # its last refresh prints what is held
         if self.held is not None:
             sys.stdout = self.held.stream
@@ -103,6 +123,7 @@ class BoardLive(Live):
             self.board.redraw()
         self.print_held()
         super().refresh()
+        self.timer.drawn()
 
 
 class LogHandler(LogHandlerBase):
@@ -125,7 +146,6 @@ class LogHandler(LogHandlerBase):
                 self.board,
                 hold_stdout=is_terminal(sys.stdout),
                 console=self.console,
-                refresh_per_second=REFRESH_PER_S,
                 redirect_stderr=False,
             )
 
@@ -133,6 +153,7 @@ class LogHandler(LogHandlerBase):
         if self.board is None or self.live is None:
             self.plain.handle(record)
             return
+        self.live.timer.activity()  # Snakemake is at work: maybe a slot handing over
         event = getattr(record, "event", None)
         if event == LogEvent.JOB_INFO:
             self.board.job_info(record.jobid, record.rule_name, getattr(record, "wildcards", {}))

@@ -10,7 +10,17 @@ import pytest
 
 from bookgen.config import Section
 from bookgen.money.usage import zero_usage
-from bookgen.run.live import MONEY_EVERY_S, Board, HeldLines, RunInfo, eta_s
+from bookgen.run.live import (
+    DRAW_EVERY_S,
+    LATE_S,
+    MONEY_EVERY_S,
+    QUIET_S,
+    Board,
+    DrawTimer,
+    HeldLines,
+    RunInfo,
+    eta_s,
+)
 from bookgen.run.progress import ProgressLog, last_progress, next_count, start_count
 
 
@@ -144,9 +154,40 @@ def test_drawn_lines_are_computed_again_only_at_a_redraw_or_the_end(tmp_path):
     assert "2/2 sections done" in board.drawn_lines()[0]
 
 
+def test_the_board_is_drawn_about_once_a_second_but_not_in_a_hand_over():
+    """A slot that has just finished a section (its line, then Snakemake's job events) sends
+    its next request some 40 ms later: a due draw waits QUIET_S after the last sign of it,
+    and waits no longer than LATE_S when the signs never stop."""
+    clock = FakeClock()
+    timer = DrawTimer(clock=clock)
+    assert timer.wait_s() == pytest.approx(DRAW_EVERY_S)
+    clock.t += DRAW_EVERY_S
+    assert timer.wait_s() == 0  # nothing going on: draw now
+    timer.drawn()
+    clock.t += DRAW_EVERY_S - 0.05
+    timer.activity()  # a section's "[N/M]" line, just before the draw is due
+    assert timer.wait_s() == pytest.approx(0.05)  # not due yet
+    clock.t += 0.05
+    assert timer.wait_s() == pytest.approx(QUIET_S - 0.05)  # due, but a hand-over is going on
+    clock.t += 0.04
+    timer.activity()  # Snakemake's job events of the same hand-over
+    assert timer.wait_s() == pytest.approx(QUIET_S)
+    clock.t += QUIET_S
+    assert timer.wait_s() == 0
+    timer.drawn()
+    # Sections ending faster than QUIET_S apart: the draw is late, never later than LATE_S.
+    waited = 0.0
+    while timer.wait_s() > 0:
+        clock.t += 0.1
+        waited += 0.1
+        timer.activity()
+    assert waited == pytest.approx(DRAW_EVERY_S + LATE_S)
+
+
 def test_held_lines_keep_whole_lines_for_the_display_to_print():
     real = io.StringIO()
-    held = HeldLines(real)
+    written = []
+    held = HeldLines(real, on_write=lambda: written.append(1))
     held.write("[1/2] section_01 done\n[2/2] sec")
     assert held.take() == "[1/2] section_01 done"
     assert held.take() == ""
@@ -155,6 +196,7 @@ def test_held_lines_keep_whole_lines_for_the_display_to_print():
     assert held.take() == "[2/2] section_02 done"
     assert held.take(everything=True) == "no newline yet"
     assert real.getvalue() == ""  # the display prints them, the writer does not
+    assert len(written) == 3  # each write tells the display's timer (a job finished a section)
     assert held.getvalue() == ""  # what it does not have is the real stream's
 
     def write(n: int) -> None:  # jobs are threads: each line stays whole

@@ -58,9 +58,10 @@ class HeldLines(io.TextIOBase):
     written by the job that has just finished a section, on the way to its slot's next request:
     that thread then draws nothing and waits for no display lock."""
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: Any, on_write: Callable[[], None] = lambda: None) -> None:
         super().__init__()
         self.stream = stream  # the real stdout, put back when the display ends
+        self.on_write = on_write  # e.g. DrawTimer.activity: a job has just finished a section
         self._lock = threading.Lock()
         self._lines: list[str] = []
         self._partial = ""
@@ -69,6 +70,7 @@ class HeldLines(io.TextIOBase):
         with self._lock:
             *whole, self._partial = (self._partial + text).split("\n")
             self._lines.extend(whole)
+        self.on_write()
         return len(text)
 
     def take(self, everything: bool = False) -> str:
@@ -96,6 +98,45 @@ class HeldLines(io.TextIOBase):
     @property
     def encoding(self) -> str:  # type: ignore[override]
         return str(getattr(self.stream, "encoding", "utf-8"))
+
+
+DRAW_EVERY_S = 1.0  # the board shows seconds: it is computed and drawn about once a second
+QUIET_S = 0.15  # ...but not this soon after a job event or a finished section's line
+LATE_S = 1.0  # unless the draw is this late (a run whose sections end faster than QUIET_S)
+
+
+@dataclass
+class DrawTimer:
+    """When the display's own thread draws the board: about every DRAW_EVERY_S, but out of
+    the run's hand-overs. A slot that has just finished a section (its "[N/M]" line, then
+    Snakemake's job events) sends its next section's request some 40 ms later, all of it in the
+    interpreter the display shares; a draw then (a few ms of CPU) delays the request. So a due
+    draw waits until QUIET_S has passed since the last sign of a hand-over (``activity``), or
+    until it is LATE_S late. Thread-safe enough: each field is one float, written whole."""
+
+    clock: Callable[[], float] = time.monotonic
+    last_draw: float = 0.0
+    last_activity: float = -1e9
+
+    def __post_init__(self) -> None:
+        self.last_draw = self.clock()
+
+    def activity(self) -> None:
+        """Something of a hand-over happened now (a job event, a line from a job)."""
+        self.last_activity = self.clock()
+
+    def wait_s(self) -> float:
+        """Seconds until the display should draw; 0: now."""
+        now = self.clock()
+        waited = now - self.last_draw
+        left = DRAW_EVERY_S - waited
+        if left <= 0:
+            quiet_in = QUIET_S - (now - self.last_activity)
+            left = min(quiet_in, DRAW_EVERY_S + LATE_S - waited)
+        return left if left > 0.001 else 0.0  # within a ms: now
+
+    def drawn(self) -> None:
+        self.last_draw = self.clock()
 
 
 BAR_WIDTH = 30
