@@ -8,12 +8,11 @@ import threading
 
 import pytest
 
-from bookgen.config import Section
+from bookgen.money.budget import run_spending
 from bookgen.money.usage import zero_usage
 from bookgen.run.live import (
     DRAW_EVERY_S,
     LATE_S,
-    MONEY_EVERY_S,
     QUIET_S,
     Board,
     DrawTimer,
@@ -64,7 +63,8 @@ def journal_call(root, sid: str, cost: float) -> None:
     call.update(estimated_cost_usd=None, call_id="c" + sid)
     path = root / "calls" / f"section_{sid}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(call) + "\n")
+    with path.open("a") as journal:  # journals only grow
+        journal.write(json.dumps(call) + "\n")
 
 
 def test_board_counts_sections_and_shows_running_ones_with_their_speed(tmp_path):
@@ -102,33 +102,19 @@ def test_board_counts_sections_and_shows_running_ones_with_their_speed(tmp_path)
     assert board.lines()[-1] == "$0.0012 spent so far on this book (150 tokens) · took 4 s"
 
 
-def test_board_rereads_only_the_journals_that_can_have_changed(tmp_path):
-    """Money so far: every journal once, then a running section's every MONEY_EVERY_S, a
-    finished section's at once, and all again when a job of no section (the outline) ends;
-    the others' are not read again (their sections run no job)."""
+def test_the_board_s_money_is_the_book_s_spending_at_each_draw(tmp_path):
+    """The board counts money as the "[N/M]" lines and the budget do (run_spending): a call
+    journaled since the last draw shows at the next, whichever section's, the outline's too."""
     state = tmp_path / ".bookgen"
-    clock = FakeClock()
-    sections = [Section(sid, int(sid), f"T{sid}", (), 300, key=sid) for sid in ("01", "02")]
-    board = Board(state_root=state, clock=clock, run=RunInfo({}, sections, 2))
-    board.job_times = {}
+    board = Board(state_root=state, clock=FakeClock(), run=RunInfo({}, [], 2))
     journal_call(state, "01", 0.001)
-    board.job_info(1, "section", {"sid": "01"})
-    board.job_info(2, "section", {"sid": "02"})
-    board.job_info(3, "outline", {})
-    board.job_started([1, 3])
     assert board.spent().cost_usd == pytest.approx(0.001)
     journal_call(state, "01", 0.002)  # the running section's next call
-    journal_call(state, "02", 0.010)  # (no job of 02 runs: stands for a file nobody changes)
-    assert board.spent().cost_usd == pytest.approx(0.001)  # read again only after a while
-    clock.t += MONEY_EVERY_S
-    assert board.spent().cost_usd == pytest.approx(0.002)
-    board.job_started([2])
-    journal_call(state, "02", 0.020)
-    board.job_finished(2)
-    assert board.spent().cost_usd == pytest.approx(0.022)  # at once, without waiting
+    journal_call(state, "02", 0.010)
+    assert board.spent().cost_usd == pytest.approx(0.013)
     journal_call(state, "outline", 0.100)
-    board.job_finished(3)
-    assert board.spent().cost_usd == pytest.approx(0.122)
+    assert board.spent().cost_usd == pytest.approx(0.113)
+    assert board.spent() == run_spending({"provider": "deepseek"}, state)
 
 
 def test_drawn_lines_are_computed_again_only_at_a_redraw_or_the_end(tmp_path):

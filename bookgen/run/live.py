@@ -27,14 +27,7 @@ from rich.text import Text
 
 from bookgen import paths
 from bookgen.config import Section
-from bookgen.money.budget import (
-    Spending,
-    journal_calls,
-    section_calls,
-    spending,
-    spent_text,
-    total_spending,
-)
+from bookgen.money.budget import Spending, journal_spendings, spent_text, total_spending
 from bookgen.money.estimate import RUN_OVERHEAD_S, format_duration, makespan, pending_job_times
 from bookgen.provider.request_identity import is_simulated
 from bookgen.run.progress import last_progress, read_count
@@ -140,7 +133,6 @@ class DrawTimer:
 
 
 BAR_WIDTH = 30
-MONEY_EVERY_S = 2.0  # running sections' journals are re-read this often; a finished one's at once
 
 
 @dataclass
@@ -208,13 +200,6 @@ class Board:
     t0: float = 0.0
     ended: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _job_sids: dict[int, str] = field(default_factory=dict)  # every job of a section
-    _spent: Spending | None = None
-    _read_all: bool = True  # every journal is read at the next refresh
-    _running_read_at: float = -1e9  # when the running sections' journals were last read
-    _by_key: dict[str, Spending] = field(default_factory=dict)  # each journal's
-    _keys: dict[str, str] | None = None  # section id: key, of the registered run
-    _finished_sids: set[str] = field(default_factory=set)  # their journals changed since
     job_times: dict[str, float] | None = None  # the model's, per pending section; None: ask it
     _drawn: list[str] | None = None  # the lines of the last redraw
 
@@ -226,8 +211,6 @@ class Board:
         sid = (wildcards or {}).get("sid")
         with self._lock:
             self.jobs[jobid] = (rule, sid if rule == "section" else None)
-            if sid is not None:  # a section's plan and part jobs write its journal too
-                self._job_sids[jobid] = sid
 
     def job_started(self, jobids: list[int]) -> None:
         now = self.clock()
@@ -243,7 +226,6 @@ class Board:
             if sid is not None:
                 self.section_times[sid] = now - start
             self.finished_jobs += 1
-            self._money_changed(jobid)
 
     def job_error(self, jobid: int) -> None:
         with self._lock:
@@ -253,50 +235,18 @@ class Board:
                 self.failed.add(sid)
             else:
                 self.other_failures += 1
-            self._money_changed(jobid)
-
-    def _money_changed(self, jobid: int) -> None:
-        """A job ended: its section's journal is read at the next refresh (every journal when
-        it belongs to none, e.g. the outline)."""
-        if (sid := self._job_sids.get(jobid)) is not None:
-            self._finished_sids.add(sid)
-        else:
-            self._read_all = True
 
     def end(self) -> None:
         self.ended = True
 
     # What the display reads ---------------------------------------------------------------
     def spent(self) -> Spending:
-        """Money so far. Every journal is read once; after that only journals that can have
-        changed: a finished section's at the next call, those of sections with a job running
-        every MONEY_EVERY_S (reading all of them costs tens of ms at 1,000 sections, in the
-        run's process), and all again after a job of no section (the outline) ends."""
-        now = self.clock()
+        """Money so far, counted as the "[N/M]" lines and the budget count it
+        (bookgen.money.budget.journal_spendings: a journal is read again only when its file
+        changed, or while a call in it is open)."""
         run = self.run or registered_run()
-        if self._keys is None and run is not None:
-            self._keys = {s.id: s.key for s in run.sections}
-        keys = self._keys or {}
         simulated = is_simulated(run.config) if run and run.config else False
-        with self._lock:
-            changed, self._finished_sids = self._finished_sids, set()
-            read_all, self._read_all = self._read_all, False
-            running = {self._job_sids[j] for j in self.started if j in self._job_sids}
-        if now - self._running_read_at >= MONEY_EVERY_S:
-            changed |= running
-            self._running_read_at = now
-        if read_all or not changed <= keys.keys():
-            journals = journal_calls(self.state_root)
-            self._by_key = {key: spending(calls, simulated) for key, calls in journals.items()}
-        elif changed:
-            for sid in changed:
-                self._by_key[keys[sid]] = spending(
-                    section_calls(keys[sid], self.state_root), simulated
-                )
-        elif self._spent is not None:
-            return self._spent
-        self._spent = total_spending(list(self._by_key.values()), simulated)
-        return self._spent
+        return total_spending(journal_spendings(self.state_root, simulated), simulated)
 
     def predicted(self) -> dict[str, float]:
         """The model's job time of each section pending when the display first asked (once)."""
