@@ -32,6 +32,24 @@ _stop = threading.Event()
 # handler runs in the main thread, which may itself be inside ``abandoned_on_stop``.
 _in_flight: dict[int, Callable[[], None]] = {}
 _in_flight_lock = threading.RLock()
+# What runs just before a second Ctrl-C ends the process (e.g. the live display giving the
+# terminal back its cursor and the lines it held).
+_before_exit: list[Callable[[], None]] = []
+
+
+def before_hard_exit(fn: Callable[[], None]) -> Callable[[], None]:
+    """Run ``fn`` (in the signal handler, so without waiting for locks) just before a second
+    Ctrl-C ends the process at once. Returns a callable that takes it back."""
+    _before_exit.append(fn)
+    return lambda: _before_exit.remove(fn) if fn in _before_exit else None
+
+
+def run_before_hard_exit() -> None:
+    """What a second Ctrl-C does before it ends the process: each ``before_hard_exit``
+    callable, whatever the others raise."""
+    for fn in list(_before_exit):
+        with contextlib.suppress(Exception):
+            fn()
 
 
 def stopping() -> bool:
@@ -84,6 +102,7 @@ def install() -> None:
 
     def on_sigint(signum: int, frame: Any) -> None:
         if stopping():
+            run_before_hard_exit()
             print("bookgen: second Ctrl-C: stopping at once.", file=sys.stderr, flush=True)
             os._exit(130)
         request_stop()

@@ -28,9 +28,11 @@ from snakemake.logging import ColorizingTextHandler, DefaultFilter, DefaultForma
 from snakemake_interface_logger_plugins.base import LogHandlerBase
 from snakemake_interface_logger_plugins.common import LogEvent
 
+from bookgen import interrupt
 from bookgen.run.live import Board, DrawTimer, HeldLines, as_text, is_terminal
 
 MIN_WAIT_S = 0.01  # the display's thread sleeps at least this long between looks at its timer
+SHOW_CURSOR = "\x1b[?25h"  # rich hides the cursor while the board is drawn
 # Events the board shows instead of Snakemake's text for them.
 ON_THE_BOARD = {
     LogEvent.JOB_INFO,
@@ -73,21 +75,36 @@ class BoardView:
 class BoardLive(Live):
     """rich's Live display of the board. Its timed refresh (its own thread, when its
     ``DrawTimer`` says) computes the board's lines and prints the lines held from stdout
-    (``HeldLines``) above it; draws under other printed lines reuse the last lines."""
+    (``HeldLines``) above it; draws under other printed lines reuse the last lines. Lines
+    written to stderr (bookgen's Ctrl-C notice, the failed sections' summary, warnings) are
+    printed above it at once, after the held ones; written straight to the terminal they would
+    land inside the board and be drawn over."""
 
     def __init__(self, board: Board, hold_stdout: bool, **kwargs: Any) -> None:
-        super().__init__(BoardView(board), redirect_stdout=False, auto_refresh=False, **kwargs)
+        super().__init__(
+            BoardView(board),
+            redirect_stdout=False,
+            redirect_stderr=False,
+            auto_refresh=False,
+            **kwargs,
+        )
         self.board = board
         self.hold_stdout = hold_stdout
         self.held: HeldLines | None = None
+        self.errors: HeldLines | None = None
         self.timer = DrawTimer()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
+        self._forget_exit: Any = None
 
     def start(self, refresh: bool = False) -> None:
         if self.hold_stdout and not isinstance(sys.stdout, HeldLines):
             self.held = HeldLines(sys.stdout, on_write=self.timer.activity)
             sys.stdout = self.held
+        if not isinstance(sys.stderr, HeldLines):
+            self.errors = HeldLines(sys.stderr, on_write=self.print_errors)
+            sys.stderr = self.errors
+        self._forget_exit = interrupt.before_hard_exit(self.abandon)
         super().start(refresh)
         if self._thread is None:
             self._thread = threading.Thread(target=self._timed, name="bookgen-board", daemon=True)
@@ -106,16 +123,44 @@ class BoardLive(Live):
         self._done.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
+        if self._forget_exit is not None:
+            self._forget_exit()
+        self.print_errors()
         super().stop()  # its last refresh prints what is held
+        for held in (self.held, self.errors):
+            if held is None:
+                continue
+            if held is self.held:
+                sys.stdout = held.stream
+            else:
+                sys.stderr = held.stream
+            if rest := held.take(everything=True):
+                held.stream.write(rest + "\n")
+        self.held = self.errors = None
+
+    def abandon(self) -> None:
+        """A second Ctrl-C ends the process at once (bookgen.interrupt): the lines held and
+        the cursor go straight to the terminal, below the board as last drawn, waiting for
+        no lock (the signal handler may have interrupted a thread holding one)."""
+        out = self.console.file
         if self.held is not None:
             sys.stdout = self.held.stream
-            if rest := self.held.take(everything=True):
-                sys.stdout.write(rest + "\n")
-            self.held = None
+        if self.errors is not None:
+            sys.stderr = self.errors.stream
+        lines = [h.take(everything=True, wait_s=0.1) for h in (self.held, self.errors) if h]
+        out.write("\n" + "".join(f"{text}\n" for text in lines if text) + SHOW_CURSOR)
+        out.flush()
 
     def print_held(self) -> None:
         """Print the lines held from stdout above the board."""
         if self.held is not None and (text := self.held.take()):
+            self.console.print(Text.from_ansi(text), soft_wrap=True)
+
+    def print_errors(self) -> None:
+        """Print the whole lines written to stderr above the board (the held ones first: the
+        order they came in)."""
+        if self.errors is not None and (text := self.errors.take()):
+            self.print_held()
             self.console.print(Text.from_ansi(text), soft_wrap=True)
 
     def refresh(self) -> None:
@@ -143,10 +188,7 @@ class LogHandler(LogHandlerBase):
             self.board = Board()
             self.console = Console(file=self.stream)
             self.live = BoardLive(
-                self.board,
-                hold_stdout=is_terminal(sys.stdout),
-                console=self.console,
-                redirect_stderr=False,
+                self.board, hold_stdout=is_terminal(sys.stdout), console=self.console
             )
 
     def emit(self, record: logging.LogRecord) -> None:

@@ -134,3 +134,38 @@ def watch_view(screen: str) -> tuple[str, int, int] | None:
         return None
     running = len(re.findall(r"^\d\d +running ", screen, re.M))
     return header[1].split()[-1], int(written[1]), running
+
+
+def test_ctrl_c_under_the_board_shows_bookgen_s_notice_and_summary_whole(tmp_path):
+    """Lines written to stderr while the board is up (bookgen's Ctrl-C notice, the failed
+    sections' summary) scroll above the board, each on a line of its own; written straight to
+    the terminal they landed inside the board and were drawn over or glued to its last line."""
+    book = Book(tmp_path / "book", SLOW)
+    env = (
+        "env -u DEEPSEEK_API_KEY -u COLUMNS -u LINES "
+        f"BOOKGEN_CLOCK={PINNED_CLOCK} PATH={BIN}:{os.environ['PATH']}"
+    )
+    files = "--configfile config/config.yaml overrides.yaml"
+    pane = Pane(f"{env} snakemake --cores 2 {files}; echo EXIT=$?; sleep 600", book.path)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(map(RUNNING.match, (screen := pane.screen()).splitlines())):
+            assert time.monotonic() < deadline, screen[-3000:]
+            time.sleep(0.25)
+        pane.tmux("send-keys", "-t", "run:run", "C-c")
+        while "EXIT=" not in (screen := pane.screen()):
+            assert time.monotonic() < deadline, screen[-3000:]
+            time.sleep(0.25)
+    finally:
+        pane.close()
+    lines = screen.splitlines()
+    assert "EXIT=1" in screen, screen[-3000:]
+    assert any(line.startswith("bookgen: Ctrl-C: stopping.") for line in lines), screen[-3000:]
+    summary = [
+        i for i, line in enumerate(lines) if re.match(r"bookgen: \d section\(s\) failed:$", line)
+    ]
+    assert summary, screen[-3000:]
+    # The board as the run left it, after everything that scrolled above it.
+    board = max(i for i, line in enumerate(lines) if BOARD.search(line))
+    assert board > summary[0] and BOARD.search(lines[board]).group(2) == "0"
+    assert not any(" · ETA " in line and "bookgen:" in line for line in lines), screen[-3000:]

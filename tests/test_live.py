@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import threading
 
 import pytest
+from rich.console import Console
 
+from bookgen import interrupt
 from bookgen.money.budget import run_spending
 from bookgen.money.usage import zero_usage
 from bookgen.run.live import (
@@ -21,6 +24,7 @@ from bookgen.run.live import (
     eta_s,
 )
 from bookgen.run.progress import ProgressLog, last_progress, next_count, start_count
+from snakemake_logger_plugin_bookgen import SHOW_CURSOR, BoardLive
 
 
 class FakeClock:
@@ -196,3 +200,33 @@ def test_held_lines_keep_whole_lines_for_the_display_to_print():
         t.join()
     lines = held.take().split("\n")
     assert sorted(lines) == sorted(f"[{n}.{i}] section done" for n in range(4) for i in range(200))
+
+
+def test_stderr_scrolls_above_the_board_and_a_second_ctrl_c_gives_the_terminal_back(
+    tmp_path, monkeypatch
+):
+    """While the board is up, a line written to stderr is printed above it at once (after the
+    lines held from stdout); a second Ctrl-C (which ends the process at once) first writes the
+    held lines below the board and shows the cursor rich hid."""
+    monkeypatch.setattr(sys, "stdout", io.StringIO())  # put back after the test
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    terminal = io.StringIO()
+    board = Board(state_root=tmp_path / ".bookgen", run=RunInfo({}, [], 2))
+    board.job_times = {}
+    live = BoardLive(board, hold_stdout=True, console=Console(file=terminal, force_terminal=True))
+    live.start()
+    try:
+        print("[1/3] section_01 done")
+        assert "section_01" not in terminal.getvalue()  # held until the next draw
+        print("bookgen: a warning", file=sys.stderr)
+        shown = terminal.getvalue()
+        assert shown.index("[1/3] section_01 done") < shown.index("bookgen: a warning")
+        print("[2/3] section_02 done")
+        interrupt.run_before_hard_exit()
+        assert terminal.getvalue().endswith("\n[2/3] section_02 done\n" + SHOW_CURSOR)
+        assert not isinstance(sys.stdout, HeldLines) and not isinstance(sys.stderr, HeldLines)
+    finally:
+        live.stop()
+    before = len(terminal.getvalue())
+    interrupt.run_before_hard_exit()  # a display that has ended does nothing more
+    assert len(terminal.getvalue()) == before

@@ -66,14 +66,19 @@ class HeldLines(io.TextIOBase):
         self.on_write()
         return len(text)
 
-    def take(self, everything: bool = False) -> str:
+    def take(self, everything: bool = False, wait_s: float = -1) -> str:
         """The whole lines written since the last ``take`` (``everything``: an unfinished last
-        line too), joined, or ""."""
-        with self._lock:
+        line too), joined, or "". ``wait_s``: wait at most this long for a writer (a signal
+        handler must not wait for the thread it interrupted); then ""."""
+        if not self._lock.acquire(timeout=wait_s):
+            return ""
+        try:
             lines, self._lines = self._lines, []
             if everything and self._partial:
                 lines.append(self._partial)
                 self._partial = ""
+        finally:
+            self._lock.release()
         return "\n".join(lines)
 
     def writable(self) -> bool:
