@@ -55,17 +55,28 @@ class Pane:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
 
 
-def test_a_run_in_a_terminal_shows_the_board_and_ends_with_everything_done(tmp_path):
-    book = Book(tmp_path / "book", SLOW)
-    # A terminal's own size, not a COLUMNS inherited from whatever started the tests.
-    env = (
+def terminal_env() -> str:
+    """The environment of a command in a pane: a terminal's own size, not a COLUMNS inherited
+    from whatever started the tests; no key; the pinned clock; the venv's commands."""
+    return (
         "env -u DEEPSEEK_API_KEY -u COLUMNS -u LINES "
         f"BOOKGEN_CLOCK={PINNED_CLOCK} PATH={BIN}:{os.environ['PATH']}"
     )
-    files = "--configfile config/config.yaml overrides.yaml"
-    pane = Pane(f"{env} snakemake --cores 2 {files}; echo EXIT=$?; sleep 600", book.path)
+
+
+FILES = "--configfile config/config.yaml overrides.yaml"
+
+
+def run_in_pane(book: Book) -> Pane:
+    """The book's run, ``snakemake --cores 2``, in a new terminal; "EXIT=<status>" when done."""
+    return Pane(f"{terminal_env()} snakemake --cores 2 {FILES}; echo EXIT=$?; sleep 600", book.path)
+
+
+def test_a_run_in_a_terminal_shows_the_board_and_ends_with_everything_done(tmp_path):
+    book = Book(tmp_path / "book", SLOW)
+    pane = run_in_pane(book)
     # `bookgen status --watch` in a second terminal, beside the run.
-    status = f"{env} bookgen status --watch --interval 0.5 {files}"
+    status = f"{terminal_env()} bookgen status --watch --interval 0.5 {FILES}"
     pane.window("watch", f"{status}; echo WATCH_EXIT=$?; sleep 600", book.path)
     try:
         seen_running, watched = None, set()
@@ -140,13 +151,7 @@ def test_ctrl_c_under_the_board_shows_bookgen_s_notice_and_summary_whole(tmp_pat
     """Lines written to stderr while the board is up (bookgen's Ctrl-C notice, the failed
     sections' summary) scroll above the board, each on a line of its own; written straight to
     the terminal they landed inside the board and were drawn over or glued to its last line."""
-    book = Book(tmp_path / "book", SLOW)
-    env = (
-        "env -u DEEPSEEK_API_KEY -u COLUMNS -u LINES "
-        f"BOOKGEN_CLOCK={PINNED_CLOCK} PATH={BIN}:{os.environ['PATH']}"
-    )
-    files = "--configfile config/config.yaml overrides.yaml"
-    pane = Pane(f"{env} snakemake --cores 2 {files}; echo EXIT=$?; sleep 600", book.path)
+    pane = run_in_pane(Book(tmp_path / "book", SLOW))
     try:
         deadline = time.monotonic() + 120
         while not any(map(RUNNING.match, (screen := pane.screen()).splitlines())):
