@@ -19,6 +19,7 @@ import contextlib
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -95,7 +96,7 @@ class BoardLive(Live):
         self.timer = DrawTimer()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
-        self._forget_exit: Any = None
+        self._forget_exit: Callable[[], None] | None = None
 
     def start(self, refresh: bool = False) -> None:
         if self.hold_stdout and not isinstance(sys.stdout, HeldLines):
@@ -127,29 +128,30 @@ class BoardLive(Live):
             self._forget_exit()
         self.print_errors()
         super().stop()  # its last refresh prints what is held
-        for held in (self.held, self.errors):
-            if held is None:
-                continue
-            if held is self.held:
-                sys.stdout = held.stream
-            else:
-                sys.stderr = held.stream
-            if rest := held.take(everything=True):
-                held.stream.write(rest + "\n")
-        self.held = self.errors = None
+        for stream, rest in self._put_back():
+            if rest:
+                stream.write(rest + "\n")
 
     def abandon(self) -> None:
         """A second Ctrl-C ends the process at once (bookgen.interrupt): the lines held and
         the cursor go straight to the terminal, below the board as last drawn, waiting for
         no lock (the signal handler may have interrupted a thread holding one)."""
-        out = self.console.file
+        held = [rest for _, rest in self._put_back(wait_s=0.1) if rest]
+        self.console.file.write("\n" + "".join(f"{rest}\n" for rest in held) + SHOW_CURSOR)
+        self.console.file.flush()
+
+    def _put_back(self, wait_s: float = -1) -> list[tuple[Any, str]]:
+        """Put the real stdout and stderr back; each with what was held from it and not
+        printed yet (stdout's first). ``wait_s``: as ``HeldLines.take``."""
+        out = []
         if self.held is not None:
             sys.stdout = self.held.stream
+            out.append((self.held.stream, self.held.take(everything=True, wait_s=wait_s)))
         if self.errors is not None:
             sys.stderr = self.errors.stream
-        lines = [h.take(everything=True, wait_s=0.1) for h in (self.held, self.errors) if h]
-        out.write("\n" + "".join(f"{text}\n" for text in lines if text) + SHOW_CURSOR)
-        out.flush()
+            out.append((self.errors.stream, self.errors.take(everything=True, wait_s=wait_s)))
+        self.held = self.errors = None
+        return out
 
     def print_held(self) -> None:
         """Print the lines held from stdout above the board."""

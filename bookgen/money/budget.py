@@ -130,9 +130,9 @@ def book_calls(state_root: Path = paths.STATE) -> list[dict[str, Any]]:
 
 
 def book_spending(state_root: Path = paths.STATE, simulated: bool = False) -> Spending:
-    """What was spent in the book's directory so far (``book_calls``): real money, or
-    (``simulated``) what the simulated calls would have cost."""
-    return spending(book_calls(state_root), simulated)
+    """What was spent in the book's directory so far (every journal, ``journal_spendings``):
+    real money, or (``simulated``) what the simulated calls would have cost."""
+    return total_spending(journal_spendings(state_root, simulated), simulated)
 
 
 def run_spending(
@@ -143,10 +143,9 @@ def run_spending(
     """The spending a run of ``config`` reports and budgets: real money for a real provider,
     the simulated calls' would-be cost for the offline simulator. ``calls``: the book's calls
     (``book_calls``) when the caller has read them already."""
-    simulated = is_simulated(config)
     if calls is not None:
-        return spending(calls, simulated)
-    return total_spending(journal_spendings(state_root, simulated), simulated)
+        return spending(calls, is_simulated(config))
+    return book_spending(state_root, is_simulated(config))
 
 
 # Each journal's ``spending``, by (path, simulated), with the file's (mtime, size) it was

@@ -27,7 +27,7 @@ from rich.text import Text
 
 from bookgen import paths
 from bookgen.config import Section
-from bookgen.money.budget import Spending, journal_spendings, spent_text, total_spending
+from bookgen.money.budget import Spending, book_spending, spent_text
 from bookgen.money.estimate import RUN_OVERHEAD_S, format_duration, makespan, pending_job_times
 from bookgen.provider.request_identity import is_simulated
 from bookgen.run.progress import last_progress, read_count
@@ -247,11 +247,11 @@ class Board:
     # What the display reads ---------------------------------------------------------------
     def spent(self) -> Spending:
         """Money so far, counted as the "[N/M]" lines and the budget count it
-        (bookgen.money.budget.journal_spendings: a journal is read again only when its file
+        (bookgen.money.budget.book_spending: a journal is read again only when its file
         changed, or while a call in it is open)."""
         run = self.run or registered_run()
         simulated = is_simulated(run.config) if run and run.config else False
-        return total_spending(journal_spendings(self.state_root, simulated), simulated)
+        return book_spending(self.state_root, simulated)
 
     def predicted(self) -> dict[str, float]:
         """The model's job time of each section pending when the display first asked (once)."""
